@@ -1,0 +1,58 @@
+"""Small helpers every family module uses: overrides, batch error handling, result arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import InvalidInputError, UnknownModelError, item_prefix
+from ..geometry import as_size_arrays
+
+S = TypeVar("S")
+
+ON_ERROR = ("raise", "minus_one")
+
+
+def with_overrides(spec: S, overrides: dict[str, Any]) -> S:
+    """``dataclasses.replace`` that names unknown fields instead of a bare TypeError."""
+    if not overrides:
+        return spec
+    names = {f.name for f in dataclasses.fields(spec)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise UnknownModelError(
+            f"unknown {type(spec).__name__} field(s) {unknown}; known fields: {sorted(names)}"
+        )
+    return dataclasses.replace(spec, **overrides)  # type: ignore[type-var]
+
+
+def check_on_error(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def size_arrays(heights, widths, on_error: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 sizes plus a validity mask; raises for the first bad item unless asked not to."""
+    check_on_error(on_error)
+    h, w = as_size_arrays(heights, widths)
+    bad = (h <= 0) | (w <= 0)
+    if bad.any() and on_error == "raise":
+        i = int(np.flatnonzero(bad.ravel())[0])
+        raise InvalidInputError(
+            f"{item_prefix(i)}image size must be positive, got {int(h.ravel()[i])}x{int(w.ravel()[i])}"
+        )
+    safe_h = np.where(bad, 1, h)
+    safe_w = np.where(bad, 1, w)
+    return safe_h, safe_w, ~bad
+
+
+def finish_counts(counts: np.ndarray, ok: np.ndarray, on_error: str, why) -> np.ndarray:
+    """Apply the batch error policy: raise naming the first failed item, or mark it -1."""
+    if not ok.all():
+        if on_error == "raise":
+            i = int(np.flatnonzero(~ok.ravel())[0])
+            raise InvalidInputError(f"{item_prefix(i)}{why(i)}")
+        counts = np.where(ok, counts, -1)
+    return counts.astype(np.int64)

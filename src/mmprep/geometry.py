@@ -1,0 +1,463 @@
+"""Pure-int image sizing for every family, with numpy-vectorized twins.
+
+Each scalar function is written to read like the reference (vLLM / transformers) it matches,
+operation for operation, because the float order matters for exactness (SPEC §0.2). Each
+``*_np`` twin performs the same IEEE-754 operations element-wise, so both agree on every input;
+tests check that on random inputs.
+
+Validation (non-positive sizes, ratios, pixel limits) is done here too, before any arithmetic, so
+no function returns a size for input the reference would reject or silently mangle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import BudgetError, InvalidInputError, item_prefix
+
+# ----------------------------------------------------------------------------------------------
+# validation
+
+
+def check_size(height: object, width: object, index: int | None = None) -> tuple[int, int]:
+    """Return ``(height, width)`` as ints, or raise for None, NaN, non-integers and sizes <= 0."""
+    out = []
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or value is None:
+            raise InvalidInputError(f"{item_prefix(index)}{name} must be a positive int, got {value!r}")
+        if isinstance(value, (float, np.floating)):
+            if not math.isfinite(value) or value != int(value):
+                raise InvalidInputError(f"{item_prefix(index)}{name} must be a positive int, got {value!r}")
+            value = int(value)
+        try:
+            as_int = int(value)  # numpy ints, ints
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"{item_prefix(index)}{name} must be a positive int, got {value!r}"
+            ) from None
+        if as_int != value or as_int <= 0:
+            raise InvalidInputError(f"{item_prefix(index)}{name} must be a positive int, got {value!r}")
+        out.append(as_int)
+    return out[0], out[1]
+
+
+def as_size_arrays(heights, widths) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorized inputs as int64 arrays of equal shape (sizes are checked by the caller)."""
+    h = np.asarray(heights)
+    w = np.asarray(widths)
+    if h.shape != w.shape:
+        raise InvalidInputError(f"heights and widths differ in shape: {h.shape} vs {w.shape}")
+    for name, a in (("heights", h), ("widths", w)):
+        if a.dtype.kind == "f":
+            bad = ~np.isfinite(a) | (a != np.trunc(a))
+            if bad.any():
+                i = int(np.flatnonzero(bad.ravel())[0])
+                raise InvalidInputError(f"item {i}: {name[:-1]} must be a positive int, got {a.ravel()[i]!r}")
+        elif a.dtype.kind not in "iu":
+            raise InvalidInputError(f"{name} must be numeric, got dtype {a.dtype}")
+    return h.astype(np.int64), w.astype(np.int64)
+
+
+def first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask.ravel())[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Isaac: get_image_size_for_max_num_patches (SPEC §1.1)
+
+
+def isaac_target_size(
+    height: int,
+    width: int,
+    patch_size: int,
+    max_num_patches: int,
+    min_num_patches: int | None,
+    pixel_shuffle_scale: int,
+    eps: float = 1e-5,
+) -> tuple[int, int]:
+    """Target ``(height, width)`` in px: multiples of ``patch_size * pixel_shuffle_scale``.
+
+    A bisection over the scale factor; its iteration count depends only on ``eps``.
+    """
+    divisor = patch_size * pixel_shuffle_scale
+
+    def scaled(scale: float, length: int) -> int:
+        return int(max(divisor, math.ceil((scale * length) / divisor) * divisor))
+
+    adj_h = max(divisor, math.ceil(height / divisor) * divisor)
+    adj_w = max(divisor, math.ceil(width / divisor) * divisor)
+    num_patches = (adj_h / patch_size) * (adj_w / patch_size)
+
+    if min_num_patches is not None and num_patches < min_num_patches:
+        lo, hi = 1.0, 100.0  # scale up; the result may still miss the minimum at scale 100
+        while (hi - lo) >= eps:
+            mid = (lo + hi) / 2
+            n = (scaled(mid, height) / patch_size) * (scaled(mid, width) / patch_size)
+            if n >= min_num_patches:
+                hi = mid
+            else:
+                lo = mid
+        return scaled(hi, height), scaled(hi, width)
+    if num_patches <= max_num_patches:
+        return int(adj_h), int(adj_w)
+    lo, hi = eps / 10, 1.0  # scale down
+    while (hi - lo) >= eps:
+        mid = (lo + hi) / 2
+        n = (scaled(mid, height) / patch_size) * (scaled(mid, width) / patch_size)
+        if n <= max_num_patches:
+            lo = mid
+        else:
+            hi = mid
+    return scaled(lo, height), scaled(lo, width)
+
+
+def isaac_target_size_np(
+    heights: np.ndarray,
+    widths: np.ndarray,
+    patch_size: int,
+    max_num_patches: int,
+    min_num_patches: int | None,
+    pixel_shuffle_scale: int,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorized :func:`isaac_target_size` (int64 arrays of positive sizes in, px out)."""
+    d = float(patch_size * pixel_shuffle_scale)
+    p = float(patch_size)
+    hf = heights.astype(np.float64)
+    wf = widths.astype(np.float64)
+
+    def scaled(scale: np.ndarray, length: np.ndarray) -> np.ndarray:
+        return np.maximum(d, np.ceil((scale * length) / d) * d)
+
+    adj_h = np.maximum(d, np.ceil(hf / d) * d)
+    adj_w = np.maximum(d, np.ceil(wf / d) * d)
+    n0 = (adj_h / p) * (adj_w / p)
+    out_h, out_w = adj_h.copy(), adj_w.copy()
+
+    up = (n0 < min_num_patches) if min_num_patches is not None else np.zeros(n0.shape, bool)
+    down = ~up & (n0 > max_num_patches)
+
+    for mask, lo0, hi0, going_up in ((up, 1.0, 100.0, True), (down, eps / 10, 1.0, False)):
+        if not mask.any():
+            continue
+        h, w = hf[mask], wf[mask]
+        lo = np.full(h.shape, lo0)
+        hi = np.full(h.shape, hi0)
+        # each element stops on its own test, exactly as the scalar loop does
+        active = (hi - lo) >= eps
+        while active.any():
+            mid = (lo + hi) / 2
+            n = (scaled(mid, h) / p) * (scaled(mid, w) / p)
+            if going_up:
+                ok = n >= min_num_patches
+                hi = np.where(active & ok, mid, hi)
+                lo = np.where(active & ~ok, mid, lo)
+            else:
+                ok = n <= max_num_patches
+                lo = np.where(active & ok, mid, lo)
+                hi = np.where(active & ~ok, mid, hi)
+            active = (hi - lo) >= eps
+        final = hi if going_up else lo
+        out_h[mask] = scaled(final, h)
+        out_w[mask] = scaled(final, w)
+    return out_h.astype(np.int64), out_w.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# GLM: transformers smart_resize (SPEC §1.2)
+
+MAX_RATIO = 200
+
+
+def smart_resize(
+    num_frames: int,
+    height: int,
+    width: int,
+    temporal_factor: int = 2,
+    factor: int = 28,
+    min_pixels: int = 112 * 112,
+    max_pixels: int = 14 * 14 * 2 * 2 * 2 * 6144,
+) -> tuple[int, int]:
+    """GLM's resize rule: ``(h_bar, w_bar)`` in px, multiples of ``factor``.
+
+    ``max_pixels``/``min_pixels`` bound ``t_bar * h_bar * w_bar``. Raises
+    :class:`InvalidInputError` where transformers raises ``ValueError``.
+    """
+    if num_frames < temporal_factor:
+        raise InvalidInputError(f"t:{num_frames} must be larger than temporal_factor:{temporal_factor}")
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height = int(height * scale)
+        width = int(width * scale)
+    ratio = max(height, width) / min(height, width) if min(height, width) > 0 else math.inf
+    if ratio > MAX_RATIO:
+        raise InvalidInputError(
+            f"absolute aspect ratio must be smaller than {MAX_RATIO}, got {ratio} "
+            f"(size {height}x{width} after the small-side upscale)"
+        )
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    t_bar = round(num_frames / temporal_factor) * temporal_factor
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((num_frames * height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def smart_resize_np(
+    num_frames: int,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    temporal_factor: int,
+    factor: int,
+    min_pixels: int,
+    max_pixels: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorized :func:`smart_resize`; returns ``(h_bar, w_bar, ratio_ok)``.
+
+    ``ratio_ok`` is False where the scalar version raises for the aspect ratio (the caller
+    decides how to report it). Products are formed in float64 exactly as Python would with ints
+    (all values stay far below 2**53).
+    """
+    if num_frames < temporal_factor:
+        raise InvalidInputError(f"t:{num_frames} must be larger than temporal_factor:{temporal_factor}")
+    f = float(factor)
+    h = heights.astype(np.float64)
+    w = widths.astype(np.float64)
+    small = (h < f) | (w < f)
+    if small.any():
+        with np.errstate(divide="ignore"):
+            scale = np.maximum(f / h, f / w)
+        h = np.where(small, np.trunc(h * scale), h)
+        w = np.where(small, np.trunc(w * scale), w)
+    lo = np.minimum(h, w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_ok = (lo > 0) & (np.maximum(h, w) / lo <= MAX_RATIO)
+    h_bar = np.rint(h / f) * f
+    w_bar = np.rint(w / f) * f
+    t_bar = float(round(num_frames / temporal_factor) * temporal_factor)
+    vol = t_bar * h_bar * w_bar
+    big = vol > max_pixels
+    tiny = ~big & (vol < min_pixels)
+    hw = h * w  # exact: Python's int product, below 2**53
+    if big.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta = np.sqrt((num_frames * hw) / max_pixels)
+            bh = np.maximum(f, np.floor(h / beta / f) * f)
+            bw = np.maximum(f, np.floor(w / beta / f) * f)
+        h_bar = np.where(big, bh, h_bar)
+        w_bar = np.where(big, bw, w_bar)
+    if tiny.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta = np.sqrt(min_pixels / (num_frames * hw))
+            th = np.ceil(h * beta / f) * f
+            tw = np.ceil(w * beta / f) * f
+        h_bar = np.where(tiny, th, h_bar)
+        w_bar = np.where(tiny, tw, w_bar)
+    return h_bar.astype(np.int64), w_bar.astype(np.int64), ratio_ok
+
+
+# ----------------------------------------------------------------------------------------------
+# Nemotron: InternVL-style tiling (SPEC §1.3)
+
+
+@lru_cache(maxsize=32)
+def internvl_target_ratios(min_num: int, max_num: int) -> tuple[tuple[int, int], ...]:
+    """``(cols, rows)`` grids, sorted by tile count; ties keep CPython's set order (as vLLM)."""
+    ratios = {
+        (i, j)
+        for n in range(min_num, max_num + 1)
+        for i in range(1, n + 1)
+        for j in range(1, n + 1)
+        if min_num <= i * j <= max_num
+    }
+    return tuple(sorted(ratios, key=lambda x: x[0] * x[1]))
+
+
+def internvl_closest_ratio(
+    width: int, height: int, ratios: tuple[tuple[int, int], ...], tile_size: int
+) -> tuple[int, int]:
+    """``find_closest_aspect_ratio``: an exact float tie moves to a larger grid only if the
+    image area exceeds half the grid's area."""
+    aspect = width / height
+    best_diff = math.inf
+    best = (1, 1)
+    area = width * height
+    for cols, rows in ratios:
+        diff = abs(aspect - cols / rows)
+        if diff < best_diff:
+            best_diff = diff
+            best = (cols, rows)
+        elif diff == best_diff and area > 0.5 * tile_size * tile_size * cols * rows:
+            best = (cols, rows)
+    return best
+
+
+@dataclass(frozen=True)
+class _RatioTable:
+    """Precomputed lookup that makes the closest-ratio search O(log n) per image.
+
+    The sequential scan's outcome is: among the ratios at the minimal distance, the last one
+    (in list order) whose area threshold the image exceeds, else the first one. Ratios with
+    the same value form a group; the minimal distance is reached by at most the two groups
+    around the aspect (its neighbours in sorted value order).
+    """
+
+    values: np.ndarray  # (G,) distinct cols/rows values, ascending
+    index: np.ndarray  # (G, K) list positions of each group's members, ascending, pad -1
+    area_thr: np.ndarray  # (G, K) 0.5*S*S*cols*rows per member, pad +inf
+    ratios: np.ndarray  # (R, 2) the list itself
+
+
+@lru_cache(maxsize=32)
+def _ratio_table(min_num: int, max_num: int, tile_size: int) -> _RatioTable:
+    ratios = internvl_target_ratios(min_num, max_num)
+    groups: dict[float, list[int]] = {}
+    for k, (c, r) in enumerate(ratios):
+        groups.setdefault(c / r, []).append(k)
+    values = np.array(sorted(groups))
+    width = max(len(v) for v in groups.values())
+    index = np.full((len(values), width), -1, np.int64)
+    thr = np.full((len(values), width), np.inf)
+    for g, v in enumerate(values):
+        for m, k in enumerate(groups[float(v)]):
+            c, r = ratios[k]
+            index[g, m] = k
+            thr[g, m] = 0.5 * tile_size * tile_size * c * r
+    return _RatioTable(values, index, thr, np.array(ratios, np.int64).reshape(-1, 2))
+
+
+def internvl_grid_np(
+    heights: np.ndarray, widths: np.ndarray, min_num: int, max_num: int, tile_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorized :func:`internvl_closest_ratio`: ``(cols, rows)`` arrays for positive sizes."""
+    table = _ratio_table(min_num, max_num, tile_size)
+    aspect = widths / heights  # float64, the same division as the scalar
+    area = (widths * heights).astype(np.float64)
+    values = table.values
+    upper = np.clip(np.searchsorted(values, aspect), 0, len(values) - 1)
+    lower = np.clip(upper - 1, 0, len(values) - 1)
+    d_lo = np.abs(aspect - values[lower])
+    d_hi = np.abs(aspect - values[upper])
+    best = np.minimum(d_lo, d_hi)
+    groups = (np.where(d_lo == best, lower, -1), np.where(d_hi == best, upper, -1))
+    n = len(aspect)
+    last_ok = np.full(n, -1, np.int64)  # highest list position at min distance passing the area test
+    first = np.full(n, np.iinfo(np.int64).max)  # lowest list position at min distance
+    for g in groups:
+        valid = g >= 0
+        gi = np.where(valid, g, 0)
+        idx = table.index[gi]  # (n, K)
+        ok = (table.area_thr[gi] < area[:, None]) & valid[:, None]
+        cnt = ok.sum(axis=1)
+        cand = np.where(cnt > 0, idx[np.arange(n), np.maximum(cnt - 1, 0)], -1)
+        last_ok = np.maximum(last_ok, cand)
+        first = np.where(valid, np.minimum(first, idx[:, 0]), first)
+    chosen = np.where(last_ok >= 0, last_ok, first)
+    grid = table.ratios[chosen]
+    return grid[:, 0], grid[:, 1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Nemotron: DynamicResolutionImageTiler (SPEC §1.4)
+
+MAX_BUDGET_ROUNDS = 10
+TEXT_RESERVE = 4  # tokens vLLM keeps free besides the text
+
+
+def dynamic_grid(
+    height: int, width: int, budget: int, patch_size: int, min_num_patches: int, factor_max: float = 1.0
+) -> tuple[int, int]:
+    """``process_media``: the patch grid ``(tph, tpw)`` of one image for a budget in patches."""
+    cph = round(height / patch_size + 0.5)  # half to even, not ceil
+    cpw = round(width / patch_size + 0.5)
+    factor = min(math.sqrt(budget / (cph * cpw)), factor_max)
+    tph = math.floor(factor * cph)
+    tpw = math.floor(factor * cpw)
+    if budget > min_num_patches and tph * tpw < min_num_patches:
+        if tph * tpw == 0:
+            raise BudgetError(
+                f"image {height}x{width} px collapses to a {tph}x{tpw} patch grid for a budget of "
+                f"{budget} patches; vLLM divides by zero here"
+            )
+        up = math.sqrt(min_num_patches / (tph * tpw))
+        tph = math.ceil(up * tph)
+        tpw = math.ceil(up * tpw)
+    if tph % 2:
+        tph = tph + 1 if (tph + 1) * tpw <= budget else max(2, tph - 1)
+    if tpw % 2:
+        tpw = tpw + 1 if tph * (tpw + 1) <= budget else max(2, tpw - 1)
+    return tph, tpw
+
+
+def dynamic_budgets(
+    sizes: list[tuple[int, int]],
+    tokens_available: int,
+    patch_size: int,
+    min_num_patches: int,
+    max_num_patches: float,
+    factor_max: float = 1.0,
+) -> tuple[list[tuple[int, int]], int, list[int], int]:
+    """``compute_params``: per-image grids, rounds taken, last budgets and the patch budget."""
+    budget = tokens_available * 4  # tokens -> patches (pixel shuffle 2x2, no conv merging)
+    budget = max(budget, min_num_patches * len(sizes))
+    per_image = [max(min(budget, max_num_patches), min_num_patches) for _ in sizes]
+    per_image = [int(b) for b in per_image]
+    for round_no in range(1, MAX_BUDGET_ROUNDS + 1):
+        grids = [dynamic_grid(h, w, b, patch_size, min_num_patches, factor_max) for (h, w), b in zip(sizes, per_image)]
+        counts = [th * tw for th, tw in grids]
+        if sum(counts) <= budget:
+            return grids, round_no, per_image, budget
+        scale = budget / sum(counts)
+        shrunk = [max(min_num_patches, int(c * scale)) for c in counts]
+        if any(n < b for n, b in zip(shrunk, per_image)):
+            per_image = shrunk
+        else:
+            per_image = [min_num_patches] * len(sizes)
+    raise BudgetError(
+        f"{len(sizes)} images do not fit {budget} patches after {MAX_BUDGET_ROUNDS} rounds "
+        f"(last grids use {sum(counts)} patches); vLLM raises here too"
+    )
+
+
+def dynamic_grid_np(
+    heights: np.ndarray,
+    widths: np.ndarray,
+    budget: int,
+    patch_size: int,
+    min_num_patches: int,
+    factor_max: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorized :func:`dynamic_grid` for one budget; returns ``(tph, tpw, ok)``.
+
+    ``ok`` is False where the scalar version raises (a collapsed grid).
+    """
+    p = float(patch_size)
+    cph = np.rint(heights / p + 0.5)
+    cpw = np.rint(widths / p + 0.5)
+    factor = np.minimum(np.sqrt(budget / (cph * cpw)), factor_max)
+    tph = np.floor(factor * cph)
+    tpw = np.floor(factor * cpw)
+    prod = tph * tpw
+    need_up = (budget > min_num_patches) & (prod < min_num_patches)
+    ok = ~(need_up & (prod == 0))
+    upm = need_up & ok
+    if upm.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = np.sqrt(min_num_patches / prod)
+        tph = np.where(upm, np.ceil(up * tph), tph)
+        tpw = np.where(upm, np.ceil(up * tpw), tpw)
+    odd = (tph % 2) == 1
+    tph = np.where(odd, np.where((tph + 1) * tpw <= budget, tph + 1, np.maximum(2, tph - 1)), tph)
+    odd = (tpw % 2) == 1
+    tpw = np.where(odd, np.where(tph * (tpw + 1) <= budget, tpw + 1, np.maximum(2, tpw - 1)), tpw)
+    return tph.astype(np.int64), tpw.astype(np.int64), ok

@@ -1,0 +1,1 @@
+"""The torch model layer (imports torch; never imported by ``import mmprep``)."""
