@@ -129,42 +129,54 @@ def isaac_target_size_np(
     p = float(patch_size)
     hf = heights.astype(np.float64)
     wf = widths.astype(np.float64)
-
-    def scaled(scale: np.ndarray, length: np.ndarray) -> np.ndarray:
-        return np.maximum(d, np.ceil((scale * length) / d) * d)
-
     adj_h = np.maximum(d, np.ceil(hf / d) * d)
     adj_w = np.maximum(d, np.ceil(wf / d) * d)
     n0 = (adj_h / p) * (adj_w / p)
-    out_h, out_w = adj_h.copy(), adj_w.copy()
+    out_h, out_w = adj_h, adj_w
 
     up = (n0 < min_num_patches) if min_num_patches is not None else np.zeros(n0.shape, bool)
     down = ~up & (n0 > max_num_patches)
-
     for mask, lo0, hi0, going_up in ((up, 1.0, 100.0, True), (down, eps / 10, 1.0, False)):
-        if not mask.any():
-            continue
-        h, w = hf[mask], wf[mask]
-        lo = np.full(h.shape, lo0)
-        hi = np.full(h.shape, hi0)
-        # each element stops on its own test, exactly as the scalar loop does
-        active = (hi - lo) >= eps
-        while active.any():
-            mid = (lo + hi) / 2
-            n = (scaled(mid, h) / p) * (scaled(mid, w) / p)
-            if going_up:
-                ok = n >= min_num_patches
-                hi = np.where(active & ok, mid, hi)
-                lo = np.where(active & ~ok, mid, lo)
-            else:
-                ok = n <= max_num_patches
-                lo = np.where(active & ok, mid, lo)
-                hi = np.where(active & ~ok, mid, hi)
-            active = (hi - lo) >= eps
-        final = hi if going_up else lo
-        out_h[mask] = scaled(final, h)
-        out_w[mask] = scaled(final, w)
+        if mask.any():
+            final = _isaac_bisect(hf[mask], wf[mask], lo0, hi0, going_up, d, p,
+                                  min_num_patches if going_up else max_num_patches, eps)
+            out_h[mask] = np.maximum(d, np.ceil((final * hf[mask]) / d) * d)
+            out_w[mask] = np.maximum(d, np.ceil((final * wf[mask]) / d) * d)
     return out_h.astype(np.int64), out_w.astype(np.int64)
+
+
+def _isaac_bisect(h, w, lo0, hi0, going_up, d, p, limit, eps):
+    """The bisection of :func:`isaac_target_size` on arrays, in place to keep it memory-light.
+
+    ``scaled(s, L) / p`` equals ``max(1, ceil(s*L/d)) * (d/p)`` exactly (multiples of ``d``
+    divided by ``p``), so the patch count is formed from the two ceilings without rescaling.
+    """
+    lo = np.full(h.shape, lo0)
+    hi = np.full(h.shape, hi0)
+    mid, a, b = np.empty_like(h), np.empty_like(h), np.empty_like(h)
+    ratio = d / p
+    active = (hi - lo) >= eps
+    while active.any():
+        np.add(lo, hi, out=mid)
+        mid /= 2
+        np.multiply(mid, h, out=a)
+        a /= d
+        np.ceil(a, out=a)
+        np.maximum(a, 1.0, out=a)
+        a *= ratio
+        np.multiply(mid, w, out=b)
+        b /= d
+        np.ceil(b, out=b)
+        np.maximum(b, 1.0, out=b)
+        b *= ratio
+        a *= b  # patches at mid
+        ok = (a >= limit) if going_up else (a <= limit)
+        # each element stops on its own test, exactly as the scalar loop does
+        move_hi = ok if going_up else ~ok
+        np.copyto(hi, mid, where=active & move_hi)
+        np.copyto(lo, mid, where=active & ~move_hi)
+        active = (hi - lo) >= eps
+    return hi if going_up else lo
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,14 +320,17 @@ class _RatioTable:
 
     The sequential scan's outcome is: among the ratios at the minimal distance, the last one
     (in list order) whose area threshold the image exceeds, else the first one. Ratios with
-    the same value form a group; the minimal distance is reached by at most the two groups
-    around the aspect (its neighbours in sorted value order).
+    the same value form a group (members in list order, so thresholds ascend); the minimal
+    distance is reached by the group just below or just above the aspect, or by both on an
+    exact float tie (handled by the scalar scan).
     """
 
     values: np.ndarray  # (G,) distinct cols/rows values, ascending
-    index: np.ndarray  # (G, K) list positions of each group's members, ascending, pad -1
-    area_thr: np.ndarray  # (G, K) 0.5*S*S*cols*rows per member, pad +inf
-    ratios: np.ndarray  # (R, 2) the list itself
+    index: np.ndarray  # (G, K) list positions of each group's members; pad repeats the last
+    area_thr: np.ndarray  # (K, G) 0.5*S*S*cols*rows per member; pad +inf
+    ratios: tuple[tuple[int, int], ...]  # the list itself
+    cols: np.ndarray  # (R,) per list position
+    rows: np.ndarray  # (R,)
 
 
 @lru_cache(maxsize=32)
@@ -326,45 +341,46 @@ def _ratio_table(min_num: int, max_num: int, tile_size: int) -> _RatioTable:
         groups.setdefault(c / r, []).append(k)
     values = np.array(sorted(groups))
     width = max(len(v) for v in groups.values())
-    index = np.full((len(values), width), -1, np.int64)
-    thr = np.full((len(values), width), np.inf)
+    index = np.zeros((len(values), width), np.int64)
+    thr = np.full((width, len(values)), np.inf)
     for g, v in enumerate(values):
-        for m, k in enumerate(groups[float(v)]):
-            c, r = ratios[k]
+        members = groups[float(v)]
+        for m in range(width):
+            k = members[min(m, len(members) - 1)]
             index[g, m] = k
-            thr[g, m] = 0.5 * tile_size * tile_size * c * r
-    return _RatioTable(values, index, thr, np.array(ratios, np.int64).reshape(-1, 2))
+            if m < len(members):
+                c, r = ratios[k]
+                thr[m, g] = 0.5 * tile_size * tile_size * c * r
+    cols = np.array([c for c, _ in ratios], np.int64)
+    rows = np.array([r for _, r in ratios], np.int64)
+    return _RatioTable(values, index, thr, ratios, cols, rows)
 
 
 def internvl_grid_np(
     heights: np.ndarray, widths: np.ndarray, min_num: int, max_num: int, tile_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectorized :func:`internvl_closest_ratio`: ``(cols, rows)`` arrays for positive sizes."""
-    table = _ratio_table(min_num, max_num, tile_size)
+    t = _ratio_table(min_num, max_num, tile_size)
     aspect = widths / heights  # float64, the same division as the scalar
-    area = (widths * heights).astype(np.float64)
-    values = table.values
-    upper = np.clip(np.searchsorted(values, aspect), 0, len(values) - 1)
-    lower = np.clip(upper - 1, 0, len(values) - 1)
-    d_lo = np.abs(aspect - values[lower])
-    d_hi = np.abs(aspect - values[upper])
-    best = np.minimum(d_lo, d_hi)
-    groups = (np.where(d_lo == best, lower, -1), np.where(d_hi == best, upper, -1))
-    n = len(aspect)
-    last_ok = np.full(n, -1, np.int64)  # highest list position at min distance passing the area test
-    first = np.full(n, np.iinfo(np.int64).max)  # lowest list position at min distance
-    for g in groups:
-        valid = g >= 0
-        gi = np.where(valid, g, 0)
-        idx = table.index[gi]  # (n, K)
-        ok = (table.area_thr[gi] < area[:, None]) & valid[:, None]
-        cnt = ok.sum(axis=1)
-        cand = np.where(cnt > 0, idx[np.arange(n), np.maximum(cnt - 1, 0)], -1)
-        last_ok = np.maximum(last_ok, cand)
-        first = np.where(valid, np.minimum(first, idx[:, 0]), first)
-    chosen = np.where(last_ok >= 0, last_ok, first)
-    grid = table.ratios[chosen]
-    return grid[:, 0], grid[:, 1]
+    area = widths * heights  # exact ints; compared with float thresholds as Python does
+    last = len(t.values) - 1
+    upper = np.searchsorted(t.values, aspect)
+    np.minimum(upper, last, out=upper)
+    lower = np.maximum(upper - 1, 0)
+    d_lo = np.abs(aspect - t.values[lower])
+    d_hi = np.abs(aspect - t.values[upper])
+    group = np.where(d_hi < d_lo, upper, lower)
+    # members passing the area test form a prefix of the group (thresholds ascend)
+    passed = np.zeros(group.shape, np.int64)
+    for m in range(t.area_thr.shape[0]):
+        passed += t.area_thr[m][group] < area
+    member = np.maximum(passed - 1, 0)
+    chosen = t.index[group, member]
+    cols, rows = t.cols[chosen], t.rows[chosen]
+    tie = (d_lo == d_hi) & (lower != upper)
+    for i in np.flatnonzero(tie):  # two groups at exactly the same distance: scan like vLLM
+        cols[i], rows[i] = internvl_closest_ratio(int(widths[i]), int(heights[i]), t.ratios, tile_size)
+    return cols, rows
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""The ``mmprep`` command line.
+
+    mmprep count --model glm-4.1v photos/*.jpg          # a table, headers only (no decode)
+    mmprep count --model isaac --json a.png b.jpg       # one JSON object per file, then a total
+    mmprep plan --model nemotron-nano-vl --height 1080 --width 1920
+    mmprep models                                       # the known model names
+    mmprep generate --model DIR --image x.jpg --prompt "Describe it."   (needs torch)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import MmprepError
+from .loading import MODEL_NAMES, load
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".flv"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus", ".aiff", ".aif", ".m4a"}
+COUNT_KEYS = ("file", "height", "width", "resized_height", "resized_width", "grid", "num_tokens")
+
+
+def _row(file: str, **values: Any) -> dict[str, Any]:
+    row = {key: None for key in COUNT_KEYS}
+    row["file"] = file
+    row.update(values)
+    return row
+
+
+def count_file(family: Any, path: str) -> dict[str, Any]:
+    """Plan one file from its header (image), container (video) or audio header.
+
+    Raises :class:`MmprepError` for unreadable or unplannable files.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        if not hasattr(family, "plan_video"):
+            raise MmprepError(f"{path}: {type(family).__name__} takes no videos")
+        plan = family.plan_video(path)
+        meta = plan.metadata
+        return _row(path, height=getattr(meta, "height", None), width=getattr(meta, "width", None),
+                    resized_height=plan.height, resized_width=plan.width, grid=list(plan.grid),
+                    num_tokens=plan.num_tokens)
+    if suffix in AUDIO_SUFFIXES:
+        if not hasattr(family, "plan_audio"):
+            raise MmprepError(f"{path}: {type(family).__name__} takes no audio")
+        plan = family.plan_audio(path)
+        return _row(path, grid=[plan.num_frames], num_tokens=plan.num_tokens)
+    from .media import probe_image  # Pillow reads the header only
+
+    height, width = probe_image(path)
+    plan = family.plan_image(height, width)
+    return _row(path, height=height, width=width, resized_height=plan.height,
+                resized_width=plan.width, grid=list(plan.grid), num_tokens=plan.num_tokens)
+
+
+def _progress(items: Sequence[str], enabled: bool) -> Iterable[str]:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="planning", unit="file", file=sys.stderr, leave=False)
+
+
+def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    headers = ("file", "size", "resized", "grid", "tokens")
+
+    def cells(r: dict[str, Any]) -> tuple[str, ...]:
+        if "error" in r:
+            return (r["file"], "-", "-", "-", f"error: {r['error']}")
+        size = f"{r['height']}x{r['width']}" if r["height"] is not None else "-"
+        resized = f"{r['resized_height']}x{r['resized_width']}" if r["resized_height"] is not None else "-"
+        grid = "x".join(map(str, r["grid"])) if r["grid"] else "-"
+        return (r["file"], size, resized, grid, str(r["num_tokens"]))
+
+    body = [cells(r) for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line, file=out)
+    for c in body:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip(), file=out)
+
+
+def cmd_count(args: argparse.Namespace, out: TextIO) -> int:
+    family = load(args.model)
+    rows: list[dict[str, Any]] = []
+    total = errors = 0
+    show_bar = not args.no_progress and len(args.files) >= 20 and sys.stderr.isatty()
+    for path in _progress(args.files, show_bar):
+        try:
+            row = count_file(family, path)
+            total += row["num_tokens"]
+        except MmprepError as e:
+            row = _row(path, error=str(e))
+            errors += 1
+        except OSError as e:
+            row = _row(path, error=f"{type(e).__name__}: {e}")
+            errors += 1
+        if args.json:
+            print(json.dumps(row), file=out, flush=True)
+        else:
+            rows.append(row)
+    summary = {"total_tokens": total, "files": len(args.files), "errors": errors}
+    if args.json:
+        print(json.dumps(summary), file=out)
+    else:
+        _table(rows, out)
+        print(f"total: {total} tokens in {len(args.files)} files ({errors} errors)", file=out)
+    return 1 if errors and errors == len(args.files) else 0
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    family = load(args.model)
+    plan = family.plan_image(args.height, args.width)
+    row = {
+        "height": plan.orig_height, "width": plan.orig_width, "resized_height": plan.height,
+        "resized_width": plan.width, "grid": list(plan.grid), "num_tokens": plan.num_tokens,
+    }
+    if plan.tiles is not None:
+        row["tiles"] = {"cols": plan.tiles.cols, "rows": plan.tiles.rows,
+                        "thumbnail": plan.tiles.thumbnail, "num_tiles": plan.tiles.num_tiles}
+    print(json.dumps(row), file=out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmprep", description="Exact multimodal token accounting.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    names = ", ".join(MODEL_NAMES)
+
+    p = sub.add_parser("count", help="tokens per media file, from headers only")
+    p.add_argument("--model", required=True, help=f"{names}, an HF repo id or a checkpoint dir")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, then a total")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("files", nargs="+")
+
+    p = sub.add_parser("plan", help="resized size, grid and tokens of one image size")
+    p.add_argument("--model", required=True, help=names)
+    p.add_argument("--height", type=int, required=True, help="px")
+    p.add_argument("--width", type=int, required=True, help="px")
+
+    sub.add_parser("models", help="list the known model names")
+
+    try:
+        from .models.cli import add_generate_parser
+    except ImportError:  # the model layer needs torch: offer the command only where it can run
+        pass
+    else:
+        add_generate_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "count":
+            return cmd_count(args, out)
+        if args.command == "plan":
+            return cmd_plan(args, out)
+        if args.command == "models":
+            print("\n".join(MODEL_NAMES), file=out)
+            return 0
+        if args.command == "generate":
+            from .models.cli import run_generate
+
+            return run_generate(args)
+    except MmprepError as e:
+        print(f"mmprep: error: {e}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
