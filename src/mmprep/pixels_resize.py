@@ -1,0 +1,96 @@
+"""Resize kernels for the pixel pipelines: the references' exact ops and the fast stand-ins.
+
+Every function takes and returns an ``(H, W, 3)`` uint8 RGB array; sizes are pixels.
+
+* ``torch_bicubic_aa`` / ``torch_bilinear``: the reference ops (torch, imported lazily).
+  GLM's reference is transformers' torchvision backend, which calls
+  ``F.interpolate(uint8 NCHW, mode="bicubic", antialias=True, align_corners=False)`` and skips
+  the call when the size is unchanged; Isaac's seed calls ``F.interpolate(uint8, "bilinear",
+  align_corners=False)`` (no antialias) always (SPEC §2.1, trap T1: on the uint8 tensor).
+* ``pil_bicubic``: PIL ``Image.resize(size)`` with its default BICUBIC filter on an RGB image,
+  Nemotron's reference op (SPEC §2.3); it is also the same separable antialiased filter as
+  torch's, differing only in fixed-point rounding (at most 2 levels, measured).
+* ``fast_bicubic_aa`` / ``fast_bilinear``: OpenCV where its result stays close to the reference
+  (see the bounds in docs/pixels.md), PIL otherwise.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# OpenCV's INTER_CUBIC (a = -0.75, no antialias) stays within ~7 levels / >= 45 dB of the
+# antialiased a = -0.5 bicubic only while the image is not shrunk by more than this factor.
+CV_CUBIC_MAX_SHRINK = 1.15
+
+
+def torch_bicubic_aa(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """transformers' torchvision resize: bicubic, antialias, on the uint8 tensor; same size = no-op."""
+    if img.shape[:2] == (height, width):
+        return img
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous()[None]
+    y = F.interpolate(x, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+    return y[0].permute(1, 2, 0).numpy()
+
+
+def torch_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Isaac's seed resize: bilinear, align_corners=False, no antialias, uint8 in and out."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(img))[None].permute(0, 3, 1, 2)
+    y = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    return y.permute(0, 2, 3, 1)[0].numpy()
+
+
+def pil_bicubic(img: np.ndarray, height: int, width: int, threads: int = 1) -> np.ndarray:
+    """PIL ``resize((width, height))`` with the default BICUBIC filter (Nemotron's op).
+
+    With ``threads > 1`` the output rows are cut into strips, each resized from its source box:
+    PIL computes the filter taps from the box in image coordinates, so the strips equal the
+    whole-image resize (checked in tests).
+    """
+    from PIL import Image
+
+    if img.shape[:2] == (height, width):
+        return img
+    im = Image.fromarray(np.ascontiguousarray(img))
+    if threads <= 1 or height < 64:
+        return np.asarray(im.resize((width, height), Image.BICUBIC))
+    out = np.empty((height, width, 3), np.uint8)
+    scale = img.shape[0] / height
+    bounds = np.linspace(0, height, threads + 1).astype(int)
+
+    def strip(k: int) -> None:
+        r0, r1 = int(bounds[k]), int(bounds[k + 1])
+        box = (0, r0 * scale, img.shape[1], r1 * scale)
+        out[r0:r1] = np.asarray(im.resize((width, r1 - r0), Image.BICUBIC, box=box))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(strip, range(threads)))
+    return out
+
+
+def fast_bicubic_aa(img: np.ndarray, height: int, width: int, threads: int = 1) -> np.ndarray:
+    """Antialiased bicubic, fast: OpenCV INTER_CUBIC for upscales and slight shrinks, else PIL."""
+    if img.shape[:2] == (height, width):
+        return img
+    shrink = max(img.shape[0] / height, img.shape[1] / width)
+    if shrink <= CV_CUBIC_MAX_SHRINK:
+        import cv2
+
+        return cv2.resize(img, (width, height), interpolation=cv2.INTER_CUBIC)
+    return pil_bicubic(img, height, width, threads)
+
+
+def fast_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """OpenCV INTER_LINEAR: the same half-pixel bilinear as torch's, 11-bit fixed-point taps."""
+    if img.shape[:2] == (height, width):
+        return img
+    import cv2
+
+    return cv2.resize(np.ascontiguousarray(img), (width, height), interpolation=cv2.INTER_LINEAR)
