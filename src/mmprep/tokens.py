@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,11 +209,13 @@ def _prefix(sample: int | None) -> str:
 
 
 def find_placeholders(
-    ids: np.ndarray, targets: Sequence[Target], forbidden: Sequence[int] = (), sample: int | None = None
+    ids: np.ndarray, targets: Sequence[Target], forbidden: Mapping[int, str] | None = None,
+    sample: int | None = None,
 ) -> list[tuple[int, int]]:
     """``(position, target index)`` of every placeholder, left to right, non-overlapping.
 
-    Raises for a ``forbidden`` id (a structural token typed in the text) outside a placeholder.
+    Raises for a ``forbidden`` id (``{id: token string}``: a structural token such as ``<img>``
+    typed in the text) found outside a placeholder: the reference would silently mis-align.
     """
     found: list[tuple[int, int]] = []
     for k, t in enumerate(targets):
@@ -230,13 +232,14 @@ def find_placeholders(
             raise InvalidInputError(f"{_prefix(sample)}placeholders overlap at token {pos}")
         last_end = pos + len(targets[k].ids)
         covered[pos:last_end] = True
-    if len(forbidden):
+    if forbidden:
         stray = np.isin(ids, np.asarray(list(forbidden), dtype=np.int64)) & ~covered
         if stray.any():
             at = int(np.flatnonzero(stray)[0])
+            name = forbidden[int(ids[at])]
             raise InvalidInputError(
-                f"{_prefix(sample)}the text holds the structural token id {int(ids[at])} at token {at} outside "
-                f"a placeholder ({int(stray.sum())} such tokens); write media only as placeholders"
+                f"{_prefix(sample)}the text holds {name!r} (id {int(ids[at])}) at token {at} outside a placeholder "
+                f"({int(stray.sum())} such tokens); only media expansion may write it"
             )
     return found
 
@@ -247,7 +250,7 @@ def expand(
     replacements: dict[str, Sequence[Sequence[Piece]]],
     vocab: Vocab,
     *,
-    forbidden: Sequence[int] = (),
+    forbidden: Mapping[int, str] | None = None,
     sample: int | None = None,
 ) -> Expansion:
     """Replace the k-th placeholder of each modality with the k-th replacement of it."""
@@ -364,16 +367,10 @@ def nemotron_evs_frame_tokens(tokens_per_frame: int, num_frames: int, pruning_ra
 
 
 def retained_count(tokens_per_frame: int, num_frames: int, q: float) -> int:
-    """EVS tokens kept: ``max(F, int(F*T*(1-q)))``, from :mod:`mmprep.evs` when present."""
-    try:
-        from .evs import retained_count as evs_count
-    except ImportError:
-        evs_count = None
-    if evs_count is not None:
-        return int(evs_count(tokens_per_frame, num_frames, q))
-    if not 0.0 <= q < 1.0:
-        raise InvalidInputError(f"video_pruning_rate must be in [0, 1), got {q}")
-    return max(tokens_per_frame, int(tokens_per_frame * num_frames * (1 - q)))
+    """EVS tokens kept: ``max(F, int(F*T*(1-q)))`` (:func:`mmprep.evs.retained_count`)."""
+    from .evs import retained_count as evs_retained_count
+
+    return int(evs_retained_count(tokens_per_frame, num_frames, q))
 
 
 # -- per-family replacements (pure: plans and spec in, pieces out) --------------------------

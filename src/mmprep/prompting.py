@@ -1,0 +1,209 @@
+"""The family-independent half of a processor call: samples in, a padded :class:`Batch` out.
+
+A family supplies :class:`Rules` (its placeholders, how a plan becomes a replacement, its MRoPE
+function); this module tokenizes every sample's text once, expands placeholders with
+:func:`mmprep.tokens.expand`, computes positions from the same spans and pads the batch.
+Plans arrive ready-made: from metadata (``*_prompt``) or from the pixel/audio outputs
+(``*_process``), so the two paths produce identical ids and positions by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .positions import MediaFeature, batch_positions
+from .tokens import Expansion, Piece, Target, Vocab, as_vocab, expand
+
+MODALITIES = ("image", "video", "audio")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a family contributes to prompt building (all plain functions of the spec)."""
+
+    modalities: tuple[str, ...]
+    targets: Callable[[Any, Vocab], tuple[list[Target], dict[int, str]]]  # (targets, forbidden id -> name)
+    pieces: dict[str, Callable[[Any, Any], tuple[Piece, ...]]]  # modality -> f(family, plan)
+    mrope: Callable[[int, list[MediaFeature], Any], tuple[np.ndarray, int]] | None = None
+    prepare_text: Callable[[Any, str, int], str] | None = None  # f(family, text, sample)
+    add_special_tokens: bool = True
+    max_items: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SamplePrompt:
+    """One sample's expanded prompt and, for MRoPE families, its positions."""
+
+    expansion: Expansion
+    plans: dict[str, list[Any]]
+    positions: np.ndarray | None  # (3, L) int64
+    delta: int | None
+
+    @property
+    def input_ids(self) -> np.ndarray:
+        return self.expansion.input_ids
+
+
+# -- samples ----------------------------------------------------------------------------------
+
+
+def split_samples(text: Any, media: dict[str, Any]) -> tuple[bool, list[str], list[dict[str, list]]]:
+    """Normalise ``text`` (a str or a list of str) and per-modality media into samples.
+
+    One sample: ``images=[a, b]``. A batch: ``text=[t0, t1]`` and ``images=[[a], [b, c]]``,
+    one list per sample (an empty list for none).
+    """
+    given = {m: v for m, v in media.items() if v is not None and len(_as_list(v)) > 0}
+    if text is None:
+        if given:
+            raise InvalidInputError(f"{'/'.join(given)} given without text: the text says where media go")
+        raise InvalidInputError("text is required")
+    single = isinstance(text, str)
+    texts = [text] if single else list(text)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise InvalidInputError(f"sample {i}: text must be a str, got {type(t).__name__}")
+    if not texts:
+        raise InvalidInputError("text is an empty list")
+    per = [dict() for _ in texts]
+    for m, v in given.items():
+        items = _as_list(v)
+        if single:
+            per[0][m] = items
+            continue
+        if len(items) != len(texts) or not all(isinstance(x, (list, tuple)) and not _is_size(x) for x in items):
+            raise InvalidInputError(
+                f"for a batch of {len(texts)} texts, {m}s must be a list of {len(texts)} lists "
+                f"(one per sample), got {len(items)} entries"
+            )
+        for i, x in enumerate(items):
+            per[i][m] = list(x)
+    return single, texts, per
+
+
+def _as_list(v: Any) -> list:
+    if isinstance(v, (list, tuple)) and not _is_size(v):
+        return list(v)
+    return [v]
+
+
+def _is_size(x: Any) -> bool:
+    """``(h, w)`` ints: one image size, not a list of items."""
+    return isinstance(x, tuple) and len(x) == 2 and all(isinstance(v, (int, np.integer)) for v in x)
+
+
+# -- building -----------------------------------------------------------------------------------
+
+
+def tokenize(rules: Rules, family: Any, texts: list[str], vocab: Vocab, add_special_tokens: bool | None) -> list[np.ndarray]:
+    """Each sample's text tokenized once (a batch call), after the family's text preparation."""
+    add = rules.add_special_tokens if add_special_tokens is None else bool(add_special_tokens)
+    if rules.prepare_text is not None:
+        texts = [rules.prepare_text(family, t, i) for i, t in enumerate(texts)]
+    return [np.asarray(ids, dtype=np.int64) for ids in vocab.encode_many(texts, add)]
+
+
+def build_sample(
+    rules: Rules, family: Any, ids: np.ndarray, plans: dict[str, list[Any]], vocab: Vocab, sample: int
+) -> SamplePrompt:
+    """Expand one tokenized sample with its plans; MRoPE positions from the same spans."""
+    for m, plist in plans.items():
+        if m not in rules.modalities:
+            raise InvalidInputError(f"sample {sample}: this model takes no {m} input (supported: {rules.modalities})")
+        limit = rules.max_items.get(m)
+        if limit is not None and len(plist) > limit:
+            raise InvalidInputError(f"sample {sample}: {len(plist)} {m}s given; the model takes at most {limit} per prompt")
+    targets, forbidden = rules.targets(family, vocab)
+    reps = {m: [rules.pieces[m](family, p) for p in plist] for m, plist in plans.items()}
+    exp = expand(ids, targets, reps, vocab, forbidden=forbidden, sample=sample)
+    positions = delta = None
+    if rules.mrope is not None:
+        feats = [MediaFeature(s.modality, s.start, tuple(int(v) for v in plans[s.modality][s.index].grid))
+                 for s in exp.spans]
+        positions, delta = rules.mrope(int(exp.input_ids.size), feats, family.spec)
+    return SamplePrompt(exp, plans, positions, delta)
+
+
+# -- assembling a batch -------------------------------------------------------------------------
+
+
+def pad_id(vocab: Vocab, pad_token_id: int | None) -> int:
+    """The id padding uses: the argument, the tokenizer's pad token, else 0."""
+    if pad_token_id is not None:
+        return int(pad_token_id)
+    tok = vocab.tokenizer
+    pid = getattr(tok, "pad_token_id", None)
+    if pid is None and getattr(tok, "padding", None):
+        pid = tok.padding.get("pad_id")
+    return int(pid) if pid is not None else 0
+
+
+def assemble(
+    prompts: list[SamplePrompt], *, pad: int, padding_side: str = "right", token_types: bool = False
+) -> dict[str, np.ndarray]:
+    """``input_ids``/``attention_mask`` ``(B, L)`` and, with MRoPE, ``position_ids`` ``(3, B, L)``
+    and ``mrope_position_delta`` ``(B, 1)`` (transformers' layout; padding positions are 0)."""
+    if padding_side not in ("right", "left"):
+        raise InvalidInputError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+    n = max(p.input_ids.size for p in prompts)
+    ids = np.full((len(prompts), n), pad, dtype=np.int64)
+    mask = np.zeros((len(prompts), n), dtype=np.int64)
+    types = np.zeros((len(prompts), n), dtype=np.int64)
+    for b, p in enumerate(prompts):
+        k = p.input_ids.size
+        sl = slice(0, k) if padding_side == "right" else slice(n - k, n)
+        ids[b, sl] = p.input_ids
+        mask[b, sl] = 1
+        if token_types:
+            types[b, sl] = _token_types(p.expansion)
+    out = {"input_ids": ids, "attention_mask": mask}
+    if token_types:
+        out["mm_token_type_ids"] = types
+    if prompts[0].positions is not None:
+        out["position_ids"] = batch_positions([p.positions for p in prompts], n, padding_side)
+        out["mrope_position_delta"] = np.array([[p.delta] for p in prompts], dtype=np.int64)
+    return out
+
+
+def _token_types(exp: Expansion) -> np.ndarray:
+    """0 text, 1 image, 2 video, 3 audio for every embedding slot (transformers' mm_token_type_ids)."""
+    types = np.zeros(exp.input_ids.size, dtype=np.int64)
+    code = {"image": 1, "video": 2, "audio": 3}
+    for s in exp.spans:
+        seg = slice(s.start, s.start + s.length)
+        types[seg] = np.where(exp.feature_mask[seg], code[s.modality], 0)
+    return types
+
+
+def to_tensors(data: dict[str, Any], return_tensors: str) -> dict[str, Any]:
+    """numpy arrays -> torch tensors for ``return_tensors="pt"`` (torch imported lazily)."""
+    if return_tensors == "np":
+        return data
+    if return_tensors != "pt":
+        raise InvalidInputError(f"return_tensors must be 'np' or 'pt', got {return_tensors!r}")
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+            for k, v in data.items()}
+
+
+def check_slots(sample: int, modality: str, index: int, slots: int, rows: int, what: str) -> None:
+    """Feature slots in the prompt must equal the encoder rows the media will produce."""
+    if slots != rows:
+        raise InvalidInputError(
+            f"sample {sample}: {modality} {index} has {slots} placeholder slots but {what} gives {rows} rows"
+        )
+
+
+def per_sample(items: Sequence[Any], counts: Sequence[int]) -> list[list[Any]]:
+    """Split a flat sequence back into consecutive per-sample lists."""
+    out, k = [], 0
+    for c in counts:
+        out.append(list(items[k:k + c]))
+        k += c
+    return out
