@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +35,10 @@ def best_of(fn, repeat: int = 3) -> float:
 
 def transformers_glm_rate(h: np.ndarray, w: np.ndarray) -> tuple[float | None, str | None]:
     try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests._torchvision import import_torchvision
+
+        import_torchvision()  # transformers' default GLM processor is torchvision-backed
         import transformers
         from transformers.models.glm4v.image_processing_glm4v import Glm4vImageProcessor
     except Exception:  # transformers (or its torchvision backend) is optional here
