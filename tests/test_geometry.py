@@ -151,3 +151,13 @@ def test_plan_request_strict_raises_when_the_images_do_not_fit():
     with pytest.raises(mmprep.BudgetError, match="max_model_len 1000"):
         OMNI.plan_request([(640, 480)], text_len=1200, max_model_len=1000, strict=True)
     assert not OMNI.plan_request([(640, 480)], text_len=1200, max_model_len=1000).fits_context
+
+
+@pytest.mark.parametrize("max_num", [2, 4, 5, 12])
+def test_internvl_exact_midpoint_ties_match_the_sequential_scan(max_num):
+    # aspect 1.5 lies exactly between 1 and 2 when 3:2 is not a ratio (max < 6): both groups tie
+    fam = mmprep.load("nemotron-nano-vl", max_num_tiles=max_num, image_size=448)
+    k = np.arange(1, 400)
+    for hs, ws in [(2 * k, 3 * k), (3 * k, 2 * k), (4 * k, 5 * k), (2 * k, 5 * k), (k, k)]:
+        got = fam.count_image_tokens(hs, ws).tolist()
+        assert got == [fam.plan_image(int(a), int(b)).num_tokens for a, b in zip(hs, ws)]

@@ -97,7 +97,7 @@ def cmd_count(args: argparse.Namespace, out: TextIO) -> int:
         except MmprepError as e:
             row = _row(path, error=str(e))
             errors += 1
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop a long run
             row = _row(path, error=f"{type(e).__name__}: {e}")
             errors += 1
         if args.json:
