@@ -537,10 +537,9 @@ def normalize_pixels(pixels: Any, batch: Any, channels: int, device, dtype) -> t
     ``(x * rescale - mean[c]) / std[c]`` with mean/std/rescale from a ``PixelBatch``, from the batch
     keys ``image_mean``/``image_std``/``rescale_factor``, or the CLIP defaults and 1/255.
     """
-    mean = getattr(pixels, "mean", None)
-    std = getattr(pixels, "std", None)
-    if hasattr(pixels, "pixel_values"):
-        pixels = pixels.pixel_values
+    mean = std = None
+    if hasattr(pixels, "pixel_values"):  # a PixelBatch carries its own mean/std (tensors have .mean())
+        mean, std, pixels = pixels.mean, pixels.std, pixels.pixel_values
     x = as_tensor(pixels, device)
     if x.is_floating_point():
         return x.to(dtype)
