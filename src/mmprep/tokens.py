@@ -90,6 +90,8 @@ class Vocab:
     def encode_many(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[int]]:
         tok = self.tokenizer
         if self._fast:
+            if len(texts) == 1:  # encode_batch's thread pool costs more than one short text
+                return [tok.encode(texts[0], add_special_tokens=add_special_tokens).ids]
             return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
         return [list(x) for x in tok(list(texts), add_special_tokens=add_special_tokens)["input_ids"]]
 
@@ -233,7 +235,10 @@ def find_placeholders(
         last_end = pos + len(targets[k].ids)
         covered[pos:last_end] = True
     if forbidden:
-        stray = np.isin(ids, np.asarray(list(forbidden), dtype=np.int64)) & ~covered
+        stray = np.zeros(ids.size, dtype=bool)
+        for fid in forbidden:  # a handful of ids: cheaper than np.isin's sort
+            stray |= ids == fid
+        stray &= ~covered
         if stray.any():
             at = int(np.flatnonzero(stray)[0])
             name = forbidden[int(ids[at])]
