@@ -1,0 +1,216 @@
+"""The shared model core: attention backends, rope twins, KV cache, sampling, weight tables."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mmprep.errors import BudgetError, InvalidInputError, WeightsError  # noqa: E402
+from mmprep.models import attention as att  # noqa: E402
+from mmprep.models import rope  # noqa: E402
+from mmprep.models.cache import StaticKVCache  # noqa: E402
+from mmprep.models.generate import sample_next  # noqa: E402
+from mmprep.models.weights import check_table  # noqa: E402
+
+FAST = settings(max_examples=25, deadline=None)
+
+
+def _qkv(lengths, heads, kv_heads, dim, seed):
+    g = torch.Generator().manual_seed(seed)
+    total = sum(lengths)
+    q = torch.randn(total, heads, dim, generator=g)
+    k = torch.randn(total, kv_heads, dim, generator=g)
+    v = torch.randn(total, kv_heads, dim, generator=g)
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    return q, k, v, cu
+
+
+# -- attention -----------------------------------------------------------------------------------
+
+
+@FAST
+@given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4), kv=st.sampled_from([1, 2, 4]),
+       causal=st.booleans(), seed=st.integers(0, 99))
+def test_every_cpu_backend_equals_the_reference(lengths, kv, causal, seed):
+    q, k, v, cu = _qkv(lengths, 4, kv, 8, seed)
+    ref = att.varlen_attention_reference(q, k, v, cu, causal=causal)
+    for backend in ("sdpa", "sdpa_mask", "eager", "varlen", "flash_attn"):  # flash names fall back on CPU
+        got = att.varlen_attention(q, k, v, cu, causal=causal, backend=backend)
+        assert torch.allclose(got, ref, atol=1e-5), backend
+
+
+def test_varlen_attention_keeps_sequences_apart():
+    q, k, v, cu = _qkv([3, 5], 2, 2, 8, 0)
+    out = att.varlen_attention(q, k, v, cu)
+    k2, v2 = k.clone(), v.clone()
+    k2[3:], v2[3:] = torch.randn_like(k2[3:]), torch.randn_like(v2[3:])  # change only the 2nd sequence
+    assert torch.equal(att.varlen_attention(q, k2, v2, cu)[:3], out[:3])
+
+
+def test_reference_matches_a_per_sequence_softmax_by_hand():
+    q, k, v, cu = _qkv([4], 1, 1, 4, 3)
+    scores = (q[:, 0] @ k[:, 0].T) / 2
+    scores = scores.masked_fill(torch.triu(torch.ones(4, 4, dtype=torch.bool), 1), float("-inf"))
+    expected = scores.softmax(-1) @ v[:, 0]
+    got = att.varlen_attention_reference(q, k, v, cu, causal=True)[:, 0]
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+@FAST
+@given(lengths=st.lists(st.integers(1, 7), min_size=1, max_size=3), seed=st.integers(0, 99))
+def test_decode_attention_equals_the_last_row_of_causal_attention(lengths, seed):
+    q, k, v, cu = _qkv(lengths, 4, 2, 8, seed)
+    full = att.varlen_attention_reference(q, k, v, cu, causal=True)
+    B, S = len(lengths), max(lengths) + 2
+    kc, vc = torch.zeros(B, S, 2, 8), torch.zeros(B, S, 2, 8)
+    for b, (s, e) in enumerate(zip(cu[:-1].tolist(), cu[1:].tolist())):
+        kc[b, : e - s], vc[b, : e - s] = k[s:e], v[s:e]
+        kc[b, e - s:] = 1e3  # garbage past the valid slots must be ignored
+    lens = torch.tensor(lengths)
+    last = cu[1:].long() - 1
+    for backend in ("sdpa", "eager"):
+        got = att.decode_attention(q[last], kc, vc, lens, backend=backend)
+        assert torch.allclose(got, full[last], atol=1e-5), backend
+
+
+def test_backend_is_chosen_once_reported_and_overridable():
+    assert att.attention_backend("cpu") == "sdpa"
+    try:
+        att.set_attention_backend("eager")
+        assert att.attention_backend("cpu") == "eager"
+    finally:
+        att.set_attention_backend(None)
+    assert att.attention_backend("cpu") == "sdpa"
+    with pytest.raises(InvalidInputError, match="unknown attention backend"):
+        att.set_attention_backend("magic")
+
+
+def test_mismatched_qkv_shapes_raise():
+    q, k, v, cu = _qkv([3], 4, 2, 8, 0)
+    with pytest.raises(InvalidInputError):
+        att.varlen_attention(q, k[:2], v, cu)
+
+
+def test_block_diagonal_mask_layout():
+    m = att.block_diagonal_mask(torch.tensor([0, 2, 3]), causal=True)
+    assert m.tolist() == [[True, False, False], [True, True, False], [False, False, True]]
+
+
+# -- rope ---------------------------------------------------------------------------------------
+
+
+grids = st.lists(st.tuples(st.integers(1, 2), st.integers(1, 3).map(lambda x: 2 * x),
+                           st.integers(1, 3).map(lambda x: 2 * x)), min_size=1, max_size=3)
+
+
+@FAST
+@given(grid=grids)
+def test_vision_position_ids_equal_reference(grid):
+    assert torch.equal(rope.vision_position_ids(grid, 2), rope.vision_position_ids_reference(grid, 2))
+
+
+def test_vision_position_ids_follow_merge_windows():
+    got = rope.vision_position_ids([(1, 2, 4)], 2).tolist()
+    assert got == [[0, 0], [0, 1], [1, 0], [1, 1], [0, 2], [0, 3], [1, 2], [1, 3]]
+
+
+@FAST
+@given(grid=grids, head_dim=st.sampled_from([8, 16, 32]), seed=st.integers(0, 50))
+def test_vision_rope_equals_reference(grid, head_dim, seed):
+    pos = rope.vision_position_ids(grid, 2)
+    cos, sin = rope.vision_rope_cos_sin(pos, head_dim, 10000.0)
+    rc, rs = rope.vision_rope_cos_sin_reference(pos, head_dim, 10000.0)
+    assert torch.allclose(cos, rc, atol=1e-5) and torch.allclose(sin, rs, atol=1e-5)
+    x = torch.randn(pos.shape[0], 2, head_dim, generator=torch.Generator().manual_seed(seed))
+    assert torch.allclose(rope.apply_rope_half(x, cos, sin), rope.apply_rope_half_reference(x, cos, sin), atol=1e-5)
+
+
+@FAST
+@given(length=st.integers(1, 12), sections=st.sampled_from([(2, 3, 3), (8, 12, 12), (1, 1, 2)]),
+       seed=st.integers(0, 50))
+def test_mrope_equals_reference(length, sections, seed):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.randint(0, 500, (3, length), generator=g)
+    rot = 2 * sum(sections)
+    cos, sin = rope.mrope_cos_sin(pos, rot, 10000.0, sections)
+    rc, rs = rope.mrope_cos_sin_reference(pos, rot, 10000.0, sections)
+    assert torch.allclose(cos, rc, atol=1e-4) and torch.allclose(sin, rs, atol=1e-4)
+    x = torch.randn(length, 3, rot + 6, generator=g)  # partial rotary: 6 dims pass through
+    got = rope.apply_rope_interleaved(x, cos, sin)
+    assert torch.allclose(got, rope.apply_rope_interleaved_reference(x, cos, sin), atol=1e-5)
+    assert torch.equal(got[..., rot:], x[..., rot:])
+
+
+def test_mrope_with_equal_axes_is_plain_rope():
+    pos = torch.arange(7)
+    cos, sin = rope.mrope_cos_sin(pos[None].expand(3, -1), 16, 10000.0, (2, 3, 3))
+    angles = (pos[:, None].float() * rope.inv_freq(16, 10000.0)).repeat_interleave(2, -1)
+    assert torch.allclose(cos, angles.cos()) and torch.allclose(sin, angles.sin())
+
+
+def test_mrope_sections_must_cover_the_rotary_dim():
+    with pytest.raises(ValueError, match="sum to rotary_dim/2"):
+        rope.mrope_cos_sin(torch.zeros(3, 2, dtype=torch.long), 16, 1e4, (2, 2, 2))
+
+
+# -- cache and sampling -------------------------------------------------------------------------
+
+
+def test_cache_slots_pack_rows_and_refuse_overflow():
+    cache = StaticKVCache.allocate(1, 2, 4, 1, 2, dtype=torch.float32, device="cpu")
+    rows, slots = cache.slots(torch.tensor([2, 3]))
+    assert rows.tolist() == [0, 0, 1, 1, 1] and slots.tolist() == [0, 1, 0, 1, 2]
+    cache.advance(torch.tensor([2, 3]))
+    rows, slots = cache.slots(torch.tensor([1, 1]))
+    assert slots.tolist() == [2, 3]
+    cache.advance(torch.tensor([1, 1]))
+    with pytest.raises(BudgetError, match="item 1: 5 tokens exceed the KV cache of 4"):
+        cache.slots(torch.tensor([0, 1]))
+
+
+@FAST
+@given(k=st.integers(1, 5), seed=st.integers(0, 200))
+def test_top_k_samples_only_among_the_k_best(k, seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3, 10, generator=g)
+    ids = sample_next(logits, temperature=1.0, top_k=k, generator=g)
+    best = logits.topk(k, -1).indices
+    assert all(int(i) in best[r].tolist() for r, i in enumerate(ids))
+
+
+@FAST
+@given(p=st.floats(0.05, 0.99), seed=st.integers(0, 200))
+def test_top_p_keeps_the_smallest_set_reaching_p(p, seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(1, 12, generator=g) * 3
+    probs, order = logits.softmax(-1).sort(-1, descending=True)
+    keep = int((probs.cumsum(-1) - probs < p).sum())
+    allowed = set(order[0, :keep].tolist())
+    for _ in range(5):
+        assert int(sample_next(logits, temperature=1.0, top_p=p, generator=g)) in allowed
+
+
+def test_greedy_is_argmax_and_bad_options_raise():
+    logits = torch.tensor([[0.1, 3.0, -1.0], [5.0, 0.0, 0.0]])
+    assert sample_next(logits).tolist() == [1, 0]
+    with pytest.raises(InvalidInputError):
+        sample_next(logits, temperature=1.0, top_p=0.0)
+
+
+# -- weight tables ------------------------------------------------------------------------------
+
+
+def test_check_table_lists_every_problem_at_once():
+    table = {"a.w": "x.w", "b.w": "y.w", "c.w": "z.w"}
+    shapes = {"a.w": (2, 3), "b.w": (4,), "d.w": (1,)}
+    params = {"x.w": (2, 3), "y.w": (5,), "z.w": (1,), "q.w": (1,)}
+    with pytest.raises(WeightsError) as err:
+        check_table(table, shapes, params, where="ckpt")
+    msg = str(err.value)
+    assert "1 missing keys: c.w" in msg and "1 unexpected keys: d.w" in msg
+    assert "b.w [4] (expected [5])" in msg and "parameters no checkpoint key fills: q.w" in msg
+    check_table({"a.w": "x.w"}, {"a.w": (2, 3)}, {"x.w": (2, 3)})  # a consistent table passes
