@@ -284,3 +284,39 @@ def test_video_plan_whose_timestamps_disagree_with_its_grid_raises():
     bad = VideoPlan(plan.frame_indices, (0.0,), plan.height, plan.width, plan.grid, plan.tokens_per_frame, plan.num_tokens)
     with pytest.raises(MmprepError, match="1 timestamps"):
         glm.prompt(GLM_VID, videos=[bad], tokenizer=glm_tokenizer())
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", " b c", "\n", " 3.5"]), st.integers(16, 300), st.integers(16, 300)),
+                max_size=3), st.sampled_from(["", " end"]))
+def test_isaac_length_and_positions_from_random_mixes(items, tail):
+    isaac, tok = mmprep.load("isaac"), isaac_tokenizer()
+    text = "".join(t + "<image>" for t, _, _ in items) + tail + "."
+    sizes = [(h, w) for _, h, w in items]
+    b = isaac.prompt(text, images=sizes, tokenizer=tok)
+    plans = [isaac.plan_image(h, w) for h, w in sizes]
+    stand_in = text.replace("<image>", "<|image_pad|>")
+    assert b["input_ids"].shape[1] == len(tok.encode(stand_in).ids) - len(items) + sum(p.num_tokens for p in plans)
+    feats = [{"modality": "image", "offset": s.start, "grid_thw": p.grid}
+             for s, p in zip(b.plans["spans"][0], plans)]
+    pos, delta = isaac_mrope_positions_reference(b["input_ids"].shape[1], feats, 2)
+    assert (b["position_ids"][:, 0] == pos).all() and int(b["mrope_position_delta"][0, 0]) == delta
+
+
+@given(st.integers(0, 2), st.integers(0, 2), st.integers(1, 4), st.sampled_from([0.0, 0.7]),
+       st.sampled_from(["hi ", "Frame 1 ", ""]))
+def test_nemotron_length_is_text_plus_plans_plus_structure(n_img, n_aud, frames, q, word):
+    omni = mmprep.load("nemotron-3-nano-omni", video_pruning_rate=q)
+    tok = nemotron_tokenizer()
+    text = word + "<image>" * n_img + " <video> " + "<so_embedding>" * n_aud
+    sizes = [(100 + 50 * i, 300) for i in range(n_img)]
+    audios = [8000 * (i + 1) for i in range(n_aud)]
+    per = mmprep.tokens.nemotron_evs_frame_tokens(omni.spec.tokens_per_tile, frames, q)
+    video = nemotron_video_plan(list(range(0, 10 * frames, 10)), 25, per)
+    b = omni.prompt(text, images=sizes, videos=[video], audios=audios, tokenizer=tok)
+    n_text = len(tok.encode(text, add_special_tokens=False).ids) - n_img - 1 - n_aud
+    image_tokens = sum(p.num_tokens for p in b.plans["image"][0])
+    audio_tokens = sum(int(omni.count_audio_tokens(n)) for n in audios)
+    seps = sum(len(tok.encode(mmprep.tokens.nemotron_separator(i, t), add_special_tokens=False).ids)
+               for i, t in enumerate(video.timestamps))
+    structure = 2 * n_img + 2 * n_aud + 2 * frames + seps
+    assert b["input_ids"].shape[1] == n_text + image_tokens + sum(per) + audio_tokens + structure
