@@ -1,0 +1,90 @@
+"""Parakeet log-mel features for 10 x 30 s clips: mmprep (numpy, torch) vs transformers' extractor.
+
+Prints one JSON line: best-of-N wall times (s) for each, the speed-up at parity, and the max
+abs difference from transformers on the same waveforms (the reference's own float32 rounding;
+see docs/audio.md). Usage: ``python benchmarks/bench_audio.py [--clips 10 --seconds 30 --repeats 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+
+def best_time(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--clips", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    import torch
+    import transformers
+    from transformers import ParakeetFeatureExtractor
+
+    import mmprep
+    from mmprep.audio import nemotron_audio_features
+
+    fam = mmprep.load("nemotron-3-nano-omni")
+    s = fam.spec
+    rng = np.random.default_rng(0)
+    n = int(args.seconds * s.audio_sampling_rate)
+    # speech-like test signal: noise bursts under a few harmonics, lengths differ a little
+    clips = []
+    for i in range(args.clips):
+        m = n - i * 997
+        t = np.arange(m) / s.audio_sampling_rate
+        x = 0.2 * np.sin(2 * np.pi * (150 + 20 * i) * t) * (1 + np.sin(2 * np.pi * 3 * t))
+        clips.append((x + 0.05 * rng.standard_normal(m)).astype(np.float32))
+    fe = ParakeetFeatureExtractor(feature_size=s.audio_num_mel_bins, sampling_rate=s.audio_sampling_rate,
+                                  hop_length=s.audio_hop_length, n_fft=s.audio_n_fft,
+                                  win_length=s.audio_win_length, preemphasis=s.audio_preemphasis)
+
+    def ref():
+        return fe(clips, sampling_rate=s.audio_sampling_rate, return_tensors="np")
+
+    def ours():
+        return nemotron_audio_features(fam, clips)
+
+    def ours_torch():
+        return nemotron_audio_features(fam, clips, backend="torch")
+
+    ref(), ours(), ours_torch()  # warm-up (imports, FFT plans)
+    t_ref, r = best_time(ref, args.repeats)
+    t_np, o = best_time(ours, args.repeats)
+    t_pt, ot = best_time(ours_torch, args.repeats)
+    want = r["input_features"]
+    print(json.dumps({
+        "stage": "audio_features",
+        "inputs": f"{args.clips} clips x {args.seconds:g} s at {s.audio_sampling_rate} Hz, "
+                  f"{s.audio_num_mel_bins} mels",
+        "ours_numpy_s": round(t_np, 4),
+        "ours_torch_s": round(t_pt, 4),
+        "peer": "transformers.ParakeetFeatureExtractor",
+        "peer_s": round(t_ref, 4),
+        "ratio_numpy": round(t_ref / t_np, 2),
+        "ratio_torch": round(t_ref / t_pt, 2),
+        "max_abs_diff_numpy": float(np.abs(o.features - want).max()),
+        "max_abs_diff_torch": float(np.abs(ot.features.numpy() - want).max()),
+        "mask_equal": bool((o.attention_mask == r["attention_mask"]).all()),
+        "versions": {"mmprep": mmprep.__version__, "numpy": np.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "python": platform.python_version()},
+        "torch_threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
