@@ -315,3 +315,31 @@ def test_import_mmprep_does_not_import_torch():
     code = "import sys, mmprep; mmprep.load('glm-4.1v'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_generate_cli_streams_the_same_tokens(ckpt, ours, tmp_path):
+    import argparse
+    import io
+
+    from PIL import Image
+
+    from mmprep.models.cli import add_generate_parser, build_prompt, run_generate
+
+    (ckpt[0] / "tokenizer.json").write_text(ckpt[3].to_str()) if not (ckpt[0] / "tokenizer.json").exists() else None
+    path = tmp_path / "a.png"
+    Image.fromarray(images()[0]).save(path)
+    parser = argparse.ArgumentParser()
+    add_generate_parser(parser.add_subparsers())
+    args = parser.parse_args(["generate", "--model", str(ckpt[0]), "--image", str(path), "--prompt",
+                              "Describe the image.", "--max-new-tokens", "7", "--device", "cpu"])
+    out = io.StringIO()
+    assert args.func(args, out) == 0
+    family = mmprep.load(ckpt[0])
+    text = build_prompt(family, "Describe the image.", 1, 0)
+    assert text.count("<|image|>") == 1 and text.startswith("[gMASK]<sop><|user|>")
+    batch = family.process(text, images=[str(path)], tokenizer=ckpt[3], return_tensors="pt")
+    ids = ours.generate(batch, max_new_tokens=7)
+    assert out.getvalue() == ckpt[3].decode(ids[0].tolist(), skip_special_tokens=True) + "\n"
+    assert len(out.getvalue()) > 3
+    bad = parser.parse_args(["generate", "--model", str(tmp_path), "--prompt", "x"])
+    assert run_generate(bad, io.StringIO()) == 2
