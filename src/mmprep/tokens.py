@@ -366,6 +366,10 @@ def nemotron_evs_frame_tokens(tokens_per_frame: int, num_frames: int, pruning_ra
     """Per-frame placeholder tokens: ``[F]*T`` without EVS; ``[R, 0, ..., 0]`` with it (T32)."""
     if num_frames <= 0:
         raise InvalidInputError(f"a video needs at least one frame, got {num_frames}")
+    if pruning_rate is not None:
+        from .evs import check_rate
+
+        check_rate(pruning_rate)  # vLLM treats q < 0 as "off" and q >= 1 as "keep one frame": reject
     if pruning_rate is None or not pruning_rate > 0.0:
         return [tokens_per_frame] * num_frames
     return [retained_count(tokens_per_frame, num_frames, pruning_rate)] + [0] * (num_frames - 1)
