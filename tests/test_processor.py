@@ -320,3 +320,28 @@ def test_nemotron_length_is_text_plus_plans_plus_structure(n_img, n_aud, frames,
                for i, t in enumerate(video.timestamps))
     structure = 2 * n_img + 2 * n_aud + 2 * frames + seps
     assert b["input_ids"].shape[1] == n_text + image_tokens + sum(per) + audio_tokens + structure
+
+
+@pytest.mark.parametrize("name", ["glm-4.1v", "glm-4.6v", "nemotron-nano-vl"])
+def test_video_process_equals_prompt_from_metadata(name):
+    pytest.importorskip("mmprep.video")
+    from mmprep.types import VideoMetadata
+
+    fam = mmprep.load(name)
+    frames = np.random.default_rng(0).integers(0, 256, (20, 60, 80, 3), dtype=np.uint8)
+    glm = name.startswith("glm")
+    tok = glm_tokenizer() if glm else nemotron_tokenizer()
+    text = f"a {GLM_VID} b" if glm else "see <video> now"
+    b = fam.process(text, videos=[(frames, 2.0)], tokenizer=tok)
+    m = fam.prompt(text, videos=[VideoMetadata(20, 2.0, 60, 80)], tokenizer=tok)
+    assert (b["input_ids"] == m["input_ids"]).all()
+    plan = b.plans["video"][0][0]
+    span = b.plans["spans"][0][0]
+    assert span.num_features == plan.num_tokens
+    if glm:
+        assert (b["position_ids"] == m["position_ids"]).all()
+        assert (b["video_grid_thw"] == m["video_grid_thw"]).all()
+        assert b["pixel_values_videos"].shape[0] == int(np.prod(plan.grid))
+    else:
+        assert b["video_num_patches"].tolist() == [plan.num_frames]
+        assert b["frame_duration_ms"].tolist() == [500]
