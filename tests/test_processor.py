@@ -25,26 +25,28 @@ def rand_image(h, w, seed=0):
 # -- GLM -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def glm_checkpoint(tmp_path_factory):
-    """A tiny checkpoint directory written by transformers' own Glm4vProcessor."""
+@pytest.fixture(scope="module", params=["4.1v", "4.6v"])
+def glm_checkpoint(request, tmp_path_factory):
+    """A tiny checkpoint directory written by transformers' own Glm4vProcessor / Glm46VProcessor."""
     from tests._torchvision import import_torchvision
 
     import_torchvision()
-    from transformers import Glm4vConfig, Glm4vImageProcessor, Glm4vProcessor, Glm4vVideoProcessor
+    import transformers as tf
 
+    prefix = "Glm4v" if request.param == "4.1v" else "Glm46V"
+    parts = [getattr(tf, prefix + n) for n in ("Processor", "ImageProcessor", "VideoProcessor", "Config")]
     tok = hf_tokenizer(glm_tokenizer(), pad_token="<|endoftext|>")
-    proc = Glm4vProcessor(image_processor=Glm4vImageProcessor(), tokenizer=tok,
-                          video_processor=Glm4vVideoProcessor())
+    proc = parts[0](image_processor=parts[1](), tokenizer=tok, video_processor=parts[2]())
     d = tmp_path_factory.mktemp("glm_ckpt")
     proc.save_pretrained(d)
-    Glm4vConfig().save_pretrained(d)
-    return d, proc
+    parts[3]().save_pretrained(d)
+    return d, proc, request.param
 
 
 def test_glm_process_matches_transformers_processor(glm_checkpoint):
-    d, proc = glm_checkpoint
+    d, proc, version = glm_checkpoint
     glm = mmprep.load(d)
+    assert glm.spec.version == version
     imgs = [rand_image(60, 90, 1), rand_image(300, 200, 2), rand_image(33, 700, 3)]
     text = [f"hi {GLM_IMG} there", f"x{GLM_IMG}y and {GLM_IMG}"]
     ref = proc(text=text, images=imgs, return_tensors="np", padding=True)
