@@ -198,7 +198,7 @@ def _check_kw(kw: dict, allowed: tuple[str, ...]) -> None:
 def glm_prompt(family, text, images=(), videos=(), tokenizer=None, **kw) -> Batch:
     """Expanded ``input_ids``, ``position_ids`` and grids from metadata alone (no pixels)."""
     _check_kw(kw, ())
-    single, texts, per = split_samples(text, {"image": images, "video": videos})
+    _, texts, per = split_samples(text, {"image": images, "video": videos})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, lambda b, xs: [image_plan(family, x, i) for i, x in enumerate(xs)])
     prompts = _run(GLM, family, texts, plans, vocab, kw)
@@ -209,7 +209,7 @@ def glm_prompt(family, text, images=(), videos=(), tokenizer=None, **kw) -> Batc
 def glm_process(family, text=None, images=None, videos=None, tokenizer=None, **kw) -> Batch:
     """Pixels, grids, expanded ids and MRoPE positions, like transformers' Glm4vProcessor."""
     _check_kw(kw, ("backend",))
-    single, texts, per = split_samples(text, {"image": images, "video": videos})
+    _, texts, per = split_samples(text, {"image": images, "video": videos})
     vocab = tk.as_vocab(tokenizer)
     rt, backend = kw.get("return_tensors", "np"), kw.get("backend", "fast")
     plans: list[dict] = [dict() for _ in texts]
@@ -256,7 +256,7 @@ def _check_all(prompts: list[SamplePrompt], checks, what: str) -> None:
 def isaac_prompt(family, text, images=(), tokenizer=None, **kw) -> Batch:
     """Expanded ``input_ids`` and MRoPE positions from image sizes or plans alone."""
     _check_kw(kw, ())
-    single, texts, per = split_samples(text, {"image": images})
+    _, texts, per = split_samples(text, {"image": images})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, lambda b, xs: [image_plan(family, x, i) for i, x in enumerate(xs)])
     prompts = _run(ISAAC, family, texts, plans, vocab, kw)
@@ -266,7 +266,7 @@ def isaac_prompt(family, text, images=(), tokenizer=None, **kw) -> Batch:
 def isaac_process(family, text=None, images=None, tokenizer=None, **kw) -> Batch:
     """Packed patches ``(Σ patches, 768)``, real grids ``[1, hp, wp]``, ids and positions."""
     _check_kw(kw, ("backend",))
-    single, texts, per = split_samples(text, {"image": images})
+    _, texts, per = split_samples(text, {"image": images})
     vocab = tk.as_vocab(tokenizer)
     rt, backend = kw.get("return_tensors", "np"), kw.get("backend", "fast")
     plans: list[dict] = [dict() for _ in texts]
@@ -320,7 +320,7 @@ def _nemotron_image_plans(family, vocab, texts, kw):
 def nemotron_prompt(family, text, images=(), videos=(), audios=(), tokenizer=None, **kw) -> Batch:
     """Expanded ``input_ids`` from sizes, video plans/metadata and audio lengths alone."""
     _check_kw(kw, ("text_len", "max_model_len"))
-    single, texts, per = split_samples(text, {"image": images, "video": videos, "audio": audios})
+    _, texts, per = split_samples(text, {"image": images, "video": videos, "audio": audios})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, _nemotron_image_plans(family, vocab, texts, kw))
     prompts = _run(NEMOTRON, family, texts, plans, vocab, kw)
@@ -333,7 +333,7 @@ def nemotron_process(family, text=None, images=None, videos=None, audios=None, t
     from .processor_nemotron import nemotron_media
 
     _check_kw(kw, ("backend", "text_len", "max_model_len"))
-    single, texts, per = split_samples(text, {"image": images, "video": videos, "audio": audios})
+    _, texts, per = split_samples(text, {"image": images, "video": videos, "audio": audios})
     vocab = tk.as_vocab(tokenizer)
     plans, extra, checks = nemotron_media(family, vocab, texts, per, kw)
     prompts = _run(NEMOTRON, family, texts, plans, vocab, kw)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .positions import MediaFeature, batch_positions
-from .tokens import Expansion, Piece, Target, Vocab, as_vocab, expand
+from .tokens import Expansion, Piece, Target, Vocab, expand
 
 MODALITIES = ("image", "video", "audio")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError, MmprepError
+from .errors import InvalidInputError
 
 # -- pieces: a replacement before it becomes ids --------------------------------------------
 
@@ -452,7 +452,7 @@ def nemotron_audio_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
 
 
 __all__ = [
-    "Expansion", "MmprepError", "Piece", "Span", "Target", "Vocab", "as_vocab", "expand",
+    "Expansion", "Piece", "Span", "Target", "Vocab", "as_vocab", "expand",
     "find_placeholders", "glm_image_pieces", "glm_timestamp_text", "glm_video_grid",
     "glm_video_pieces", "isaac_image_pieces", "nemotron_audio_pieces", "nemotron_evs_frame_tokens",
     "nemotron_frame_duration_ms", "nemotron_tokens_per_frame", "nemotron_image_pieces", "nemotron_separator",
