@@ -15,6 +15,7 @@ Slaney mel bank, ``log(x + 2**-24)``, per-utterance mean/std over the valid fram
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -132,6 +133,10 @@ def valid_frames(num_samples, n_fft: int, hop: int):
     return (np.asarray(num_samples, dtype=np.int64) + n_fft // 2 * 2 - n_fft) // hop
 
 
+def _source_name(source: Any) -> str | None:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+
+
 def _make_plan(n: int, s, prefix: str, max_seconds: float | None) -> AudioPlan:
     limit = s.audio_max_seconds if max_seconds is None else max_seconds
     rate = s.audio_sampling_rate
@@ -172,7 +177,7 @@ def nemotron_plan_audio(
         n_src, rate, _ = probe_audio(source, sampling_rate=target if sampling_rate is None else sampling_rate)
     except InvalidInputError as e:
         raise type(e)(f"{item_prefix(index)}{e}") from None
-    prefix = item_prefix(index, source if isinstance(source, str) else None)
+    prefix = item_prefix(index, _source_name(source))
     if n_src <= 0:
         raise MediaError(f"{prefix}audio is empty (0 samples)")
     return _make_plan(int(resampled_length(n_src, rate, target)), s, prefix, max_seconds)
@@ -234,33 +239,33 @@ def _log_mel_item(x: np.ndarray, frames: int, s, window: np.ndarray, mel: np.nda
     torch.stft(center=True, constant pad) frame ``t`` sees padded samples ``[t*hop, t*hop+n_fft)``
     with the window at offset ``(n_fft - win) // 2``; only the window's span matters for the
     power spectrum (a shift changes phase, not magnitude), so we FFT that span zero-padded to
-    ``n_fft``. Pre-emphasis is float32 (as the reference); the rest runs in float64 and is
-    rounded once at the end, so our values are the exact maths to float32 precision.
+    ``n_fft``. Precision: pre-emphasis in float32 (as the reference), window/FFT/power in
+    float64, the mel product and log in float32 (a sum of a few positive terms: ~1e-7 relative),
+    statistics and normalization in float64. The result is the exact maths to ~1e-6, where the
+    reference's float32 STFT is off by up to ~1e-4 on low-power bins (docs/audio.md).
     """
     hop, n_fft, win = s.audio_hop_length, s.audio_n_fft, s.audio_win_length
     lead = n_fft // 2 - (n_fft - win) // 2  # zeros before sample 0 inside frame 0's window span
     buf = np.zeros(lead + len(x) + win + hop, dtype=np.float64)
     buf[lead:lead + len(x)] = _preemphasis(x, s.audio_preemphasis)
     spans = np.lib.stride_tricks.sliding_window_view(buf, win)[::hop]
-    logmel = np.empty((frames, mel.shape[1]), dtype=np.float64)
+    logmel = out[:frames]
     for start in range(0, frames, _CHUNK):
         stop = min(start + _CHUNK, frames)
         spec = np.fft.rfft(spans[start:stop] * window, n=n_fft, axis=-1)
         power = spec.real * spec.real
         power += spec.imag * spec.imag
         block = logmel[start:stop]
-        np.matmul(power, mel, out=block)
-        block += LOG_GUARD
+        np.matmul(power.astype(np.float32), mel, out=block)
+        block += np.float32(LOG_GUARD)
         np.log(block, out=block)
-    mean = logmel.mean(axis=0)
-    std = np.sqrt(np.var(logmel, axis=0, ddof=1))
-    logmel -= mean
-    logmel /= std + NORM_EPS
-    out[:frames] = logmel
+    mean = logmel.mean(axis=0, dtype=np.float64)
+    std = np.sqrt(np.var(logmel, axis=0, ddof=1, dtype=np.float64))
+    logmel[...] = (logmel - mean) / (std + NORM_EPS)
 
 
 def _features_numpy(waves: list[np.ndarray], frames: np.ndarray, total: int, s) -> tuple:
-    mel = mel_filter_bank(s.audio_sampling_rate, s.audio_n_fft, s.audio_num_mel_bins).astype(np.float64)
+    mel = mel_filter_bank(s.audio_sampling_rate, s.audio_n_fft, s.audio_num_mel_bins)
     window = _window(s.audio_win_length, np.float64)
     feats = np.zeros((len(waves), total, s.audio_num_mel_bins), dtype=np.float32)
     for i, x in enumerate(waves):
@@ -270,6 +275,7 @@ def _features_numpy(waves: list[np.ndarray], frames: np.ndarray, total: int, s) 
 
 
 def _features_torch(waves: list[np.ndarray], frames: np.ndarray, total: int, s, device) -> tuple:
+    """The same pipeline batched in torch float32 on ``device`` (the reference's arithmetic)."""
     import torch
 
     dev = torch.device(device or "cpu")
@@ -334,8 +340,7 @@ def nemotron_audio_features(
     for i, src in enumerate(_sources(audios)):
         x, src_rate = load_audio(src, sampling_rate=rate, index=i)
         x = np.ascontiguousarray(resample(x, src_rate, s.audio_sampling_rate), dtype=np.float32)
-        name = src if isinstance(src, str) else None
-        plans.append(_make_plan(len(x), s, item_prefix(i, name), max_seconds))
+        plans.append(_make_plan(len(x), s, item_prefix(i, _source_name(src)), max_seconds))
         waves.append(x)
     frames = np.array([p.num_frames for p in plans], dtype=np.int64)
     longest = max(len(w) for w in waves)
