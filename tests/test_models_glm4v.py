@@ -343,3 +343,93 @@ def test_generate_cli_streams_the_same_tokens(ckpt, ours, tmp_path):
     assert len(out.getvalue()) > 3
     bad = parser.parse_args(["generate", "--model", str(tmp_path), "--prompt", "x"])
     assert run_generate(bad, io.StringIO()) == 2
+
+
+# -- prompt layouts, checkpoint variants ---------------------------------------------------------------
+
+
+def _hf_embeds_reference(hf, ids, img, vid):
+    """transformers' pieces assembled by hand (its own forward cannot mix images and a video)."""
+    cfg = hf.config
+    emb = hf.model.get_input_embeddings()(ids)
+    in_video = torch.cumsum(ids == cfg.video_start_token_id, 1) > torch.cumsum(ids == cfg.video_end_token_id, 1)
+    is_img = ids == cfg.image_token_id
+    feats_i = torch.cat(hf.model.get_image_features(*img).pooler_output)
+    feats_v = torch.cat(hf.model.get_video_features(*vid).pooler_output)
+    emb = emb.masked_scatter((is_img & ~in_video)[..., None], feats_i)
+    return emb.masked_scatter((is_img & in_video)[..., None], feats_v), (is_img & ~in_video).long() + 2 * (is_img & in_video).long()
+
+
+def test_image_and_video_in_one_prompt_match_transformers_pieces(ckpt, ours):
+    hf, tok = ckpt[1], ckpt[3]
+    ib = image_batch(ckpt, text=f"{IMG}Describe", imgs=images()[:1])
+    vb, _ = video_inputs(ckpt)
+    ids = torch.cat([ib["input_ids"], vb["input_ids"]], 1)
+    img = (ib["pixel_values"], ib["image_grid_thw"])
+    vid = (vb["pixel_values_videos"], vb["video_grid_thw"])
+    with torch.no_grad():
+        embeds, types = _hf_embeds_reference(hf, ids, img, vid)
+        pos, delta = hf.model.get_rope_index(ids, types, img[1], vid[1])
+        ref = hf(inputs_embeds=embeds, position_ids=pos).logits
+        batch = {"input_ids": ids, "pixel_values": img[0], "image_grid_thw": img[1], "pixel_values_videos": vid[0],
+                 "video_grid_thw": vid[1], "position_ids": pos, "mrope_position_delta": delta}
+        got = ours(batch).logits
+    assert (got - ref).abs().max().item() <= 1e-4
+
+
+def test_video_slots_written_with_the_video_token_give_the_same_logits(ckpt, ours):
+    batch, _ = video_inputs(ckpt)
+    ids = batch["input_ids"].clone()
+    image, video = ckpt[3].token_to_id("<|image|>"), ckpt[3].token_to_id("<|video|>")
+    vllm_style = dict(batch, input_ids=torch.where(ids == image, video, ids))  # mmprep / vLLM prompts (T29)
+    with torch.no_grad():
+        assert torch.equal(ours(batch).logits, ours(vllm_style).logits)
+
+
+def _save_variant(tmp_path, tok, cls_name="Glm4vForConditionalGeneration", **kw):
+    import transformers
+
+    cfg = tiny_config(tok, **kw.pop("text", {}))
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    if cls_name != "Glm4vForConditionalGeneration":
+        cfg = transformers.Glm46VConfig(text_config=cfg.text_config.to_dict(), vision_config=cfg.vision_config.to_dict(),
+                                        **{k: getattr(cfg, k) for k in SPECIAL})
+    torch.manual_seed(1)
+    hf = getattr(transformers, cls_name)(cfg).eval()
+    hf.save_pretrained(tmp_path)
+    return hf
+
+
+@pytest.mark.parametrize("variant", ["glm-4.6v-flash", "tied"])
+def test_checkpoint_variants_match_transformers(ckpt, tmp_path, variant):
+    tok = ckpt[3]
+    if variant == "tied":
+        hf = _save_variant(tmp_path, tok, tie_word_embeddings=True)
+        from safetensors import safe_open
+
+        with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+            assert "lm_head.weight" not in f.keys()
+    else:  # GLM-4.6V-Flash: the Glm46V class, rope_theta 500000, a longer context
+        rope = dict(rope_type="default", rope_theta=500000.0, partial_rotary_factor=0.5, mrope_section=[2, 3, 3])
+        hf = _save_variant(tmp_path, tok, "Glm46VForConditionalGeneration",
+                           text=dict(rope_parameters=rope, max_position_embeddings=1024))
+    model = mm.load(tmp_path, device="cpu")
+    batch = image_batch(ckpt)
+    with torch.no_grad():
+        ref = hf(**hf_kwargs(batch)).logits
+        got = model(batch).logits
+    assert (got - ref).abs().max().item() <= 1e-4
+
+
+def test_unknown_or_moe_checkpoints_raise(tmp_path):
+    from mmprep.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError, match="no config.json"):
+        mm.load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(UnknownModelError, match="no mmprep model"):
+        mm.load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "glm4v", "text_config": {"model_type": "glm4v_moe_text"}}))
+    with pytest.raises(UnknownModelError, match="MoE"):
+        mm.load(tmp_path)

@@ -58,7 +58,10 @@ def load(path: str | Path, device: torch.device | str | None = None,
     dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     dt = resolve_dtype(dtype, dev)
     archs = " ".join(config.get("architectures") or []) + " " + str(config.get("model_type", ""))
-    if "Glm4vForConditionalGeneration" in archs or config.get("model_type") == "glm4v":
+    text_type = str((config.get("text_config") or {}).get("model_type", "glm4v_text"))
+    if config.get("model_type") in ("glm4v", "glm46v") and text_type != "glm4v_text":
+        raise UnknownModelError(f"{d}: the {text_type} (MoE) decoder of GLM-4.5V / 4.6V is not supported yet")
+    if config.get("model_type") in ("glm4v", "glm46v"):  # GLM-4.1V, GLM-4.6V-Flash (dense decoder)
         from . import glm4v
 
         cfg = glm4v.Glm4vConfig.from_hf(config, _read_json(d / "generation_config.json"))
