@@ -347,3 +347,18 @@ def test_video_process_equals_prompt_from_metadata(name):
     else:
         assert b["video_num_patches"].tolist() == [plan.num_frames]
         assert b["frame_duration_ms"].tolist() == [500]
+
+
+def test_batch_feeds_the_model_layer_without_reshaping():
+    pytest.importorskip("torch")
+    from mmprep.models.inputs import pack_tokens
+
+    glm = mmprep.load("glm-4.1v")
+    texts = [f"a {GLM_IMG} b", "a longer text without media"]
+    b = glm.prompt(texts, images=[[(100, 100)], []], tokenizer=glm_tokenizer(), padding_side="left",
+                   return_tensors="pt")
+    packed = pack_tokens(b, "cpu", max_context=1000, has_media=True)
+    assert packed.lengths.tolist() == b["attention_mask"].sum(1).tolist()
+    assert packed.deltas.tolist() == b["mrope_position_delta"].ravel().tolist()
+    first = int(b["attention_mask"][0].sum())
+    assert (packed.positions[:, :first] == b["position_ids"][:, 0, -first:]).all()
