@@ -193,13 +193,15 @@ def test_nemotron_dynamic_tiler_budgets_the_prompt_text():
     omni, tok = mmprep.load("nemotron-3-nano-omni"), nemotron_tokenizer()
     imgs = [rand_image(200, 300, 1), rand_image(90, 40, 2)]
     text = "Two pictures: <image> <image> describe both."
-    b = omni.process(text, images=imgs, tokenizer=tok, max_model_len=3000)
-    m = omni.prompt(text, images=[(200, 300), (90, 40)], tokenizer=tok, max_model_len=3000)
+    b = omni.process(text, images=imgs, tokenizer=tok, max_model_len=3000, text_len="prompt")
+    m = omni.prompt(text, images=[(200, 300), (90, 40)], tokenizer=tok, max_model_len=3000, text_len="prompt")
     assert (b["input_ids"] == m["input_ids"]).all()
     n_text = len(tok.encode(text.replace("<image>", ""), add_special_tokens=False).ids)
     req = omni.plan_request([(200, 300), (90, 40)], text_len=n_text, max_model_len=3000)
     assert b["num_tokens_per_image"].tolist() == [p.num_tokens for p in req.images]
     assert int((b["input_ids"] == tok.token_to_id("<image>")).sum()) == req.total_tokens
+    default = omni.prompt(text, images=[(200, 300), (90, 40)], tokenizer=tok, max_model_len=3000)
+    assert default.plans["image"][0] == list(omni.plan_request([(200, 300), (90, 40)], max_model_len=3000).images)
 
 
 def nemotron_video_plan(indices, fps, per_frame):

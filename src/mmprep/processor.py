@@ -293,8 +293,13 @@ def isaac_process(family, text=None, images=None, tokenizer=None, **kw) -> Batch
 
 
 def nemotron_text_len(family, vocab, text: str, text_len: Any) -> int:
-    """Tokens the dynamic tiler budgets for text: an int as given, or ``"prompt"`` (the seed's
-    processor: the text with every ``<image>`` removed, no special tokens; SPEC §9 Q3)."""
+    """Tokens the dynamic tiler budgets for text (SPEC §9 Q3).
+
+    ``0`` (the default): vLLM with its processor cache on (the default) runs the HF-style
+    processor on dummy text made of placeholders only, so no text is budgeted. ``"prompt"``: the
+    seed processor's own rule on the real text (every ``<image>`` removed, no special tokens),
+    what vLLM does with the cache off. An int is used as given.
+    """
     if text_len == "prompt":
         return len(vocab.encode(text.replace(family.spec.img_context_token, ""), False))
     if isinstance(text_len, bool) or not isinstance(text_len, (int, np.integer)) or text_len < 0:
@@ -310,7 +315,7 @@ def _nemotron_image_plans(family, vocab, texts, kw):
             return [image_plan(family, x, i) for i, x in enumerate(xs)]
         if any(isinstance(x, ImagePlan) for x in xs):
             raise InvalidInputError(f"sample {b}: give all images of a request as sizes or all as plans")
-        n = nemotron_text_len(family, vocab, texts[b], kw.get("text_len", "prompt"))
+        n = nemotron_text_len(family, vocab, texts[b], kw.get("text_len", 0))
         return list(family.plan_request([tuple(x) for x in xs], text_len=n,
                                         max_model_len=kw.get("max_model_len")).images)
 

@@ -33,7 +33,7 @@ def _images(family, vocab, texts, per, kw, plans, checks) -> dict[str, Any]:
             continue
         opts: dict[str, Any] = {}
         if s.dynamic:
-            opts = dict(text_len=nemotron_text_len(family, vocab, texts[b], kw.get("text_len", "prompt")),
+            opts = dict(text_len=nemotron_text_len(family, vocab, texts[b], kw.get("text_len", 0)),
                         max_model_len=kw.get("max_model_len"))
         pb = family.pixels(items, backend=kw.get("backend", "fast"), return_tensors=rt, **opts)
         plans[b]["image"] = list(pb.plans)
