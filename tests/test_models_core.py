@@ -214,3 +214,66 @@ def test_check_table_lists_every_problem_at_once():
     assert "1 missing keys: c.w" in msg and "1 unexpected keys: d.w" in msg
     assert "b.w [4] (expected [5])" in msg and "parameters no checkpoint key fills: q.w" in msg
     check_table({"a.w": "x.w"}, {"a.w": (2, 3)}, {"x.w": (2, 3)})  # a consistent table passes
+
+
+# -- packing and placeholder slots ------------------------------------------------------------------
+
+
+@FAST
+@given(lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4), left=st.booleans())
+def test_pack_and_unpack_round_trip_for_either_padding_side(lengths, left):
+    from mmprep.models.inputs import pack_tokens, unpack
+
+    L = max(lengths)
+    ids = torch.zeros(len(lengths), L, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        cols = slice(L - n, L) if left else slice(0, n)
+        ids[b, cols] = torch.arange(1, n + 1) + 10 * b
+        mask[b, cols] = 1
+    packed = pack_tokens({"input_ids": ids, "attention_mask": mask}, "cpu", max_context=99, has_media=False)
+    assert packed.ids.tolist() == [10 * b + i for b, n in enumerate(lengths) for i in range(1, n + 1)]
+    assert packed.cu_seqlens.tolist() == [0, *torch.tensor(lengths).cumsum(0).tolist()]
+    assert packed.positions[0].tolist() == [i for n in lengths for i in range(n)]
+    assert packed.deltas.tolist() == [0] * len(lengths)
+    assert torch.equal(unpack(packed.ids, packed.valid), ids * mask)
+
+
+def test_pack_refuses_long_prompts_and_media_without_positions():
+    from mmprep.models.inputs import pack_tokens
+
+    with pytest.raises(BudgetError, match="item 1: 5 tokens exceed the model's context of 4"):
+        pack_tokens({"input_ids": [[1, 2, 3, 0, 0], [1, 2, 3, 4, 5]], "attention_mask": [[1, 1, 1, 0, 0], [1] * 5]},
+                    "cpu", max_context=4, has_media=False)
+    with pytest.raises(InvalidInputError, match="position_ids"):
+        pack_tokens({"input_ids": [1, 2]}, "cpu", max_context=4, has_media=True)
+    with pytest.raises(InvalidInputError, match="does not fit"):
+        pack_tokens({"input_ids": [1, 2], "position_ids": [[0, 1, 2]] * 3}, "cpu", max_context=9, has_media=True)
+
+
+TEXT, IMAGE, VIDEO, VSTART, VEND = 1, 10, 11, 8, 9
+
+
+def _slots_reference(rows):
+    image, video = [], []
+    for row in rows:  # depth of <|begin_of_video|> ... <|end_of_video|> nesting, as transformers counts it
+        depth = 0
+        for t in row:
+            depth += (t == VSTART) - (t == VEND)
+            inside = depth > 0
+            image.append(t == IMAGE and not inside)
+            video.append(t == VIDEO or (t == IMAGE and inside))
+    return image, video
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(st.sampled_from([TEXT, IMAGE, VIDEO, VSTART, VEND]), min_size=1, max_size=12),
+                     min_size=1, max_size=3))
+def test_placeholder_slots_equal_a_per_row_state_machine(rows):
+    from mmprep.models.glm4v import Glm4vConfig, placeholder_slots
+
+    cfg = Glm4vConfig(image_token_id=IMAGE, video_token_id=VIDEO, video_start_token_id=VSTART, video_end_token_id=VEND)
+    ids = torch.tensor([t for r in rows for t in r])
+    cu = torch.tensor([0, *torch.tensor([len(r) for r in rows]).cumsum(0).tolist()], dtype=torch.int32)
+    image, video = placeholder_slots(ids, cu, cfg)
+    assert (image.tolist(), video.tolist()) == _slots_reference(rows)

@@ -163,6 +163,7 @@ def varlen_attention(
         return _varlen_torch(q, k, v, cu, max_seqlen, causal, scale)
     if name == "flash_attn":
         fn = _flash_attn_func()
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         return fn(q, k, v, cu, cu, max_seqlen, max_seqlen, softmax_scale=scale, causal=causal)
     if name == "sdpa_mask":
         return _varlen_masked(q, k, v, cu, causal, scale)
@@ -189,6 +190,7 @@ def _varlen_torch(q, k, v, cu, max_seqlen, causal, scale):
             kwargs["enable_gqa"] = True
         else:
             k, v = expand_kv(k, q.shape[1]), expand_kv(v, q.shape[1])
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # flash kernels want dense rows
     out = _torch_varlen()(q, k, v, cu, cu, max_seqlen, max_seqlen, **kwargs)
     return out[0] if isinstance(out, tuple) else out
 

@@ -113,7 +113,8 @@ class Glm4vConfig:
         text = TextConfig(
             vocab_size=t.get("vocab_size", 151552), hidden_size=t.get("hidden_size", 4096),
             intermediate_size=t.get("intermediate_size", 13696), num_layers=t.get("num_hidden_layers", 40),
-            num_heads=t.get("num_attention_heads", 32), num_kv_heads=t.get("num_key_value_heads") or 2,
+            num_heads=t.get("num_attention_heads", 32),
+            num_kv_heads=_kv_heads(t),
             max_position_embeddings=t.get("max_position_embeddings", 65536),
             rms_norm_eps=t.get("rms_norm_eps", 1e-5),
             rope_theta=rope.get("rope_theta", t.get("rope_theta", 10000.0)),
@@ -130,6 +131,13 @@ class Glm4vConfig:
             tie_word_embeddings=bool(config.get("tie_word_embeddings", t.get("tie_word_embeddings", False))),
             eos_token_ids=eos_ids,
         )
+
+
+def _kv_heads(text: dict[str, Any]) -> int:
+    """Absent: the class default 2; ``null``: one KV head per query head (transformers' rule)."""
+    if "num_key_value_heads" not in text:
+        return 2
+    return text["num_key_value_heads"] or text.get("num_attention_heads", 32)
 
 
 # -- shared blocks -----------------------------------------------------------------------------------
