@@ -201,10 +201,10 @@ def test_nemotron_dynamic_tiler_budgets_the_prompt_text():
     assert b["num_tokens_per_image"].tolist() == [p.num_tokens for p in req.images]
     assert int((b["input_ids"] == tok.token_to_id("<image>")).sum()) == req.total_tokens
     big = [(800, 1200), (900, 500)]  # the budget binds: the two text_len rules differ
-    default = omni.prompt(text, images=big, tokenizer=tok, max_model_len=1500)
-    seed = omni.prompt(text, images=big, tokenizer=tok, max_model_len=1500, text_len="prompt")
-    assert default.plans["image"][0] == list(omni.plan_request(big, max_model_len=1500).images)
-    assert seed.plans["image"][0] == list(omni.plan_request(big, text_len=n_text, max_model_len=1500).images)
+    default = omni.prompt(text, images=big, tokenizer=tok, max_model_len=600)
+    seed = omni.prompt(text, images=big, tokenizer=tok, max_model_len=600, text_len="prompt")
+    assert default.plans["image"][0] == list(omni.plan_request(big, max_model_len=600).images)
+    assert seed.plans["image"][0] == list(omni.plan_request(big, text_len=n_text, max_model_len=600).images)
     assert seed["input_ids"].shape[1] < default["input_ids"].shape[1]
 
 
