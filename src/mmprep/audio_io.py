@@ -51,11 +51,12 @@ def _is_file_source(source: Any) -> bool:
 
 
 def _check_rate(rate: Any, what: str, prefix: str) -> float:
+    """The rate itself (int stays int) once known to be a finite positive number."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
         raise InvalidInputError(f"{prefix}{what} must be a positive number (Hz), got {rate!r}")
     if not math.isfinite(float(rate)) or rate <= 0:
         raise InvalidInputError(f"{prefix}{what} must be positive (Hz), got {rate}")
-    return float(rate)
+    return rate
 
 
 def _as_array(x: Any, prefix: str) -> np.ndarray:
@@ -117,7 +118,7 @@ def _decode(source: Any, prefix: str) -> tuple[np.ndarray, float]:
     except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
         raise MediaError(f"{prefix}cannot decode audio ({e}); readable formats: "
                          f"{', '.join(sorted(sf.available_formats()))}") from None
-    return data, float(rate)
+    return data, int(rate)
 
 
 def load_audio(
@@ -189,7 +190,7 @@ def probe_audio(source: Any, *, sampling_rate: float | None = None) -> tuple[int
             info = sf.info(_file_like(source))
         except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
             raise MediaError(f"{prefix}cannot read the audio header ({e})") from None
-        n, rate = int(info.frames), float(info.samplerate)
+        n, rate = int(info.frames), int(info.samplerate)
         if rate <= 0:
             raise MediaError(f"{prefix}header sampling rate is {rate}")
         return n, rate, n / rate
