@@ -368,3 +368,23 @@ def test_batch_feeds_the_model_layer_without_reshaping():
     assert packed.deltas.tolist() == b["mrope_position_delta"].ravel().tolist()
     first = int(b["attention_mask"][0].sum())
     assert (packed.positions[:, :first] == b["position_ids"][:, 0, -first:]).all()
+
+
+def test_nemotron_omni_mixed_batch_process_equals_prompt():
+    pytest.importorskip("mmprep.video")
+    from mmprep.types import VideoMetadata
+
+    omni, tok = mmprep.load("nemotron-3-nano-omni"), nemotron_tokenizer()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (8, 60, 80, 3), dtype=np.uint8)
+    img = rand_image(100, 150)
+    wave = (rng.standard_normal(20000) * 0.1).astype(np.float32)
+    texts = ["<image> and <video> and <so_embedding>", "just <image>"]
+    b = omni.process(texts, images=[[img], [img]], videos=[[(frames, 4.0)], []], audios=[[wave], []],
+                     tokenizer=tok, return_tensors="pt")
+    m = omni.prompt(texts, images=[[(100, 150)], [(100, 150)]], videos=[[VideoMetadata(8, 4.0, 60, 80)], []],
+                    audios=[[20000], []], tokenizer=tok)
+    assert (b["input_ids"].numpy() == m["input_ids"]).all()
+    assert (b["attention_mask"].numpy() == m["attention_mask"]).all()
+    assert b["video_num_patches"].tolist() == [8] and b["audio_feature_lengths"].shape == (1,)
+    assert b["num_tokens_per_image"].tolist() == [p.num_tokens for s in m.plans["image"] for p in s]
