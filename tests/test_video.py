@@ -249,3 +249,22 @@ def test_nemotron_video_pixels_shape_and_errors(clips):
         nem.video_pixels([path, b"garbage" * 50])
     with pytest.raises(InvalidInputError):
         nem.video_pixels([VideoMetadata(10, 30.0, 64, 64)])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batched_glm_frame_counts_equal_the_scalar_samplers(seed):
+    from mmprep import sampling
+    from mmprep.video_count import glm41v_frame_counts, glm46v_frame_counts
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    total = rng.integers(1, [3_000, 200_000, 30][seed], n)
+    fps = np.where(rng.random(n) < 0.5, rng.choice([0.7, 1.0, 2.0, 3.0, 6.0, 24.0, 29.97, 30.0, 60.0], n),
+                   rng.uniform(0.3, 240, n))
+    a = glm41v_frame_counts(total, fps, 2.0, 300)
+    b = glm46v_frame_counts(total, fps, 2)
+    for i in range(n):
+        t, f = int(total[i]), float(fps[i])
+        md = {"fps": f, "total_num_frames": t, "duration": t / f, "do_sample_frames": True}
+        assert sampling.glm41v_sample_frames(t, md).num_frames == a[i], (t, f)
+        assert sampling.glm46v_sample_frames(t, md).num_frames == b[i], (t, f)

@@ -13,7 +13,6 @@ every frame: ``fps`` = container fps, ``total_num_frames``, ``duration = total /
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,6 +28,7 @@ from .sampling import (
     opencv_sample_frames,
 )
 from .types import PixelBatch, VideoMetadata, VideoPlan
+from .video_count import glm_frame_counts
 from .video_io import probe_video, read_frames
 
 __all__ = [
@@ -270,14 +270,6 @@ def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "fast", re
 # -- metadata-only counting ------------------------------------------------------------------
 
 
-@lru_cache(maxsize=65536)
-def _glm_sampled(spec: Any, total: int, fps: float) -> tuple[int, int]:
-    """``(frames, timestamps)`` the spec's sampler gives a video (cached: many videos share it)."""
-    sample = glm_sample(spec, total, {"fps": fps, "total_num_frames": total, "duration": total / fps,
-                                      "do_sample_frames": True})
-    return sample.num_frames, len(sample.timestamps)
-
-
 def _arrays(total_frames, fps, heights, widths):
     total = np.asarray(total_frames)
     rate = np.asarray(fps, dtype=np.float64)
@@ -304,8 +296,8 @@ def count_video_tokens(family: Any, total_frames, fps, heights, widths, *, loade
     """Prompt placeholder tokens of many videos from metadata alone (int64 array).
 
     Equal to ``plan_video(VideoMetadata(total, fps, h, w)).num_tokens`` for every item. GLM: the
-    sampler runs once per distinct ``(total_frames, fps)`` and ``smart_resize`` is vectorized per
-    distinct frame count. Nemotron (``opencv`` loader): fully vectorized.
+    frame counts come from batched twins of the samplers (:mod:`mmprep.video_count`) and
+    ``smart_resize`` is vectorized per distinct frame count. Nemotron (``opencv`` loader): fully vectorized.
     """
     total, rate, h, w = _arrays(total_frames, fps, heights, widths)
     s = family.spec
@@ -315,19 +307,15 @@ def count_video_tokens(family: Any, total_frames, fps, heights, widths, *, loade
 
 
 def _count_glm(s: Any, total: np.ndarray, rate: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
-    keys, inverse = np.unique(np.stack([total.astype(np.float64), rate]), axis=1, return_inverse=True)
-    sampled = np.empty((keys.shape[1], 2), dtype=np.int64)
-    for k in range(keys.shape[1]):
-        t, f = int(keys[0, k]), float(keys[1, k])
-        try:
-            sampled[k] = _glm_sampled(s, t, f)
-        except MmprepError as e:
-            i = int(np.flatnonzero(inverse.ravel() == k)[0])
-            raise type(e)(f"{item_prefix(i)}{e}") from None
-    frames, stamps = sampled[inverse.ravel(), 0], sampled[inverse.ravel(), 1]
+    frames = glm_frame_counts(s, total, rate)  # batched twin of the scalar sampler
     if (frames == 0).any():
         i = int(np.flatnonzero(frames == 0)[0])
         raise InvalidInputError(f"{item_prefix(i)}a {total[i]}-frame video at {rate[i]} fps is too short: no frame sampled")
+    stamps = (frames + 1) // 2  # one timestamp per pair of the (even) sampled frames
+    grid_t = -(-frames // s.temporal_patch_size)
+    if (stamps != grid_t).any():
+        i = int(np.flatnonzero(stamps != grid_t)[0])
+        raise InvalidInputError(f"{item_prefix(i)}{stamps[i]} timestamps but grid_t = {grid_t[i]}")
     out = np.empty(total.shape, dtype=np.int64)
     for n in np.unique(frames).tolist():
         sel = frames == n
