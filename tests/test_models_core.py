@@ -266,7 +266,7 @@ def _slots_reference(rows):
     return image, video
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(rows=st.lists(st.lists(st.sampled_from([TEXT, IMAGE, VIDEO, VSTART, VEND]), min_size=1, max_size=12),
                      min_size=1, max_size=3))
 def test_placeholder_slots_equal_a_per_row_state_machine(rows):
@@ -277,3 +277,15 @@ def test_placeholder_slots_equal_a_per_row_state_machine(rows):
     cu = torch.tensor([0, *torch.tensor([len(r) for r in rows]).cumsum(0).tolist()], dtype=torch.int32)
     image, video = placeholder_slots(ids, cu, cfg)
     assert (image.tolist(), video.tolist()) == _slots_reference(rows)
+
+
+def test_slot_counts_name_the_row_and_the_items():
+    from mmprep.models.inputs import check_slot_counts
+
+    check_slot_counts("image", [6, 0, 8], [2, 4, 8])
+    with pytest.raises(InvalidInputError, match=r"item 1: 5 image placeholder tokens, but images 1..1 give 8"):
+        check_slot_counts("image", [6, 5], [6, 8])
+    with pytest.raises(InvalidInputError, match=r"1 video\(s\) left without placeholder tokens"):
+        check_slot_counts("video", [4], [4, 4])
+    with pytest.raises(InvalidInputError, match="no images give 0"):
+        check_slot_counts("image", [3], [])

@@ -250,7 +250,7 @@ def test_fewer_placeholder_slots_than_features_raises(ckpt, ours):
     ids = batch["input_ids"].clone()
     ids[0, int((ids[0] == ckpt[3].token_to_id("<|image|>")).nonzero()[0])] = 5
     batch["input_ids"] = ids
-    with pytest.raises(InvalidInputError, match="image placeholder tokens"):
+    with pytest.raises(InvalidInputError, match=r"item 0: 19 image placeholder tokens, but images 0..1 give 20 features"):
         ours(batch)
 
 

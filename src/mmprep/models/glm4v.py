@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import InvalidInputError
 from .attention import decode_attention, varlen_attention
 from .cache import StaticKVCache
-from .inputs import PackedTokens, as_tensor, last_token_index, pack_tokens, unpack
+from .inputs import PackedTokens, as_tensor, check_slot_counts, last_token_index, pack_tokens, unpack
 from .rope import apply_rope_half, apply_rope_interleaved, mrope_cos_sin, vision_position_ids, vision_rope_cos_sin
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -448,13 +448,16 @@ class Glm4vForConditionalGeneration(nn.Module):
 
     def prepare(self, batch: Any) -> Prompt:
         """Pack the batch's tokens and put image/video features into their placeholder slots."""
-        media = {}
+        media, per_item = {}, {}
+        merge2 = self.cfg.vision.spatial_merge_size**2
         for kind, pix_key, grid_key in (("image", "pixel_values", "image_grid_thw"),
                                         ("video", "pixel_values_videos", "video_grid_thw")):
             if batch.get(pix_key) is not None:
                 if batch.get(grid_key) is None:
                     raise InvalidInputError(f"batch has {pix_key} but no {grid_key}")
-                media[kind] = self.media_features(batch[pix_key], batch[grid_key], batch)
+                grid = as_tensor(batch[grid_key], dtype=torch.int64).reshape(-1, 3)
+                media[kind] = self.media_features(batch[pix_key], grid, batch)
+                per_item[kind] = (grid.prod(-1) // merge2).tolist()
         tokens = pack_tokens(batch, self.device, max_context=self.max_context, has_media=bool(media))
         vocab = self.cfg.text.vocab_size
         if bool(((tokens.ids < 0) | (tokens.ids >= vocab)).any()):
@@ -463,15 +466,11 @@ class Glm4vForConditionalGeneration(nn.Module):
         embeds = self.language_model.embed_tokens(tokens.ids)
         image_slots, video_slots = placeholder_slots(tokens.ids, tokens.cu_seqlens, self.cfg)
         for kind, slots in (("image", image_slots), ("video", video_slots)):
-            feats = media.get(kind)
-            n_slots, n_feats = int(slots.sum()), (0 if feats is None else feats.shape[0])
-            if n_slots != n_feats:
-                raise InvalidInputError(
-                    f"the prompt has {n_slots} {kind} placeholder tokens but the {kind} grids give "
-                    f"{n_feats} features"
-                )
-            if n_feats:
-                embeds = embeds.masked_scatter(slots[:, None], feats.to(embeds.dtype))
+            upto = F.pad(torch.cumsum(slots.long(), 0), (1, 0))
+            cu = tokens.cu_seqlens.long()
+            check_slot_counts(kind, (upto[cu[1:]] - upto[cu[:-1]]).tolist(), per_item.get(kind, []))
+            if kind in media:
+                embeds = embeds.masked_scatter(slots[:, None], media[kind].to(embeds.dtype))
         return Prompt(tokens, embeds)
 
     # -- forward passes

@@ -114,3 +114,28 @@ def unpack(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 def last_token_index(cu_seqlens: torch.Tensor) -> torch.Tensor:
     """Index of each row's last token in the packed layout."""
     return cu_seqlens[1:].long() - 1
+
+
+def check_slot_counts(kind: str, slots_per_row: list[int], tokens_per_item: list[int]) -> None:
+    """Media items fill placeholder slots in batch order; each row must take whole items.
+
+    ``slots_per_row``: placeholder tokens of ``kind`` in each row; ``tokens_per_item``: features
+    each image/video gives. Raises :class:`InvalidInputError` naming the row and the item.
+    """
+    item = 0
+    for row, want in enumerate(slots_per_row):
+        got, first = 0, item
+        while got < want and item < len(tokens_per_item):
+            got += tokens_per_item[item]
+            item += 1
+        if got != want:
+            span = f"{kind}s {first}..{item - 1}" if item > first else f"no {kind}s"
+            raise InvalidInputError(
+                f"item {row}: {want} {kind} placeholder tokens, but {span} give {got} features "
+                f"(per {kind}: {tokens_per_item[first:item] or tokens_per_item})"
+            )
+    if item != len(tokens_per_item):
+        raise InvalidInputError(
+            f"{len(tokens_per_item) - item} {kind}(s) left without placeholder tokens: the prompt has "
+            f"{sum(slots_per_row)} {kind} placeholder tokens, the {kind}s give {sum(tokens_per_item)} features"
+        )
