@@ -51,15 +51,17 @@ def clips(tmp_path_factory):
         "gop10s": dict(frames=150, fps=15, gop=150, bframes=3),  # one 10 s GOP
         "mkv": dict(frames=60, gop=25, bframes=2, fmt="matroska"),
         "no_b": dict(frames=40, gop=10, bframes=0),
+        "raw": dict(frames=40, gop=10, bframes=2, fmt="h264"),  # Annex B, no timestamps
     }
     out = {}
     for name, kw in specs.items():
-        path = write_clip(d / (name + (".mkv" if kw.get("fmt") else ".mp4")), **kw)
+        ext = {None: ".mp4", "matroska": ".mkv", "h264": ".h264"}[kw.get("fmt")]
+        path = write_clip(d / (name + ext), **kw)
         out[name] = (path, full_decode(path))
     return out
 
 
-@pytest.mark.parametrize("name", ["gop1s", "gop10s", "mkv", "no_b"])
+@pytest.mark.parametrize("name", ["gop1s", "gop10s", "mkv", "no_b", "raw"])
 def test_read_frames_equals_full_decode(clips, name):
     path, full = clips[name]
     n = len(full)

@@ -173,13 +173,15 @@ def _index(container, name: str) -> _Index:
     pts_arr = np.asarray(pts, dtype=np.int64)
     if pts_arr.size == 0:
         raise MediaError(f"{name}: the video stream has no frames")
-    if np.unique(pts_arr).size != pts_arr.size:
+    if np.unique(pts_arr).size != pts_arr.size or not key[0]:
+        # duplicate pts, or a stream that does not start on a keyframe (the decoder may drop
+        # or invent its first pictures): only a sequential decode defines frame i there
         raise _NoTimestamps
     return _Index(pts_arr, np.asarray(key, bool), np.asarray(nonref, bool), np.argsort(pts_arr, kind="stable"))
 
 
 class _NoTimestamps(Exception):
-    """Packets without usable pts: fall back to a sequential decode."""
+    """Packets whose pts cannot name frames: fall back to a sequential decode."""
 
 
 # -- decoding --------------------------------------------------------------------------------
