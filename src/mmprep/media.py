@@ -64,7 +64,7 @@ def _open(source: Any, index: int | None):
         raise MediaError(f"{where}not a readable image ({type(e).__name__}: {e})") from None
 
 
-def _check_limit(height: int, width: int, max_pixels: int | None, where: str) -> None:
+def check_limit(height: int, width: int, max_pixels: int | None, where: str) -> None:
     if height <= 0 or width <= 0:
         raise MediaError(f"{where}image has no pixels ({height}x{width})")
     if max_pixels is not None and height * width > max_pixels:
@@ -115,7 +115,7 @@ def to_rgb(im, where: str = "") -> np.ndarray:
 
 def _array_to_rgb(arr: np.ndarray, where: str, max_pixels: int | None) -> np.ndarray:
     h, w = _array_size(arr, where)
-    _check_limit(h, w, max_pixels, where)
+    check_limit(h, w, max_pixels, where)
     if arr.dtype != np.uint8:
         raise MediaError(f"{where}image array must be uint8, got {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -143,11 +143,11 @@ def read_image(
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, where, max_pixels)
     if isinstance(source, Image.Image):
-        _check_limit(source.height, source.width, max_pixels, where)
+        check_limit(source.height, source.width, max_pixels, where)
         return to_rgb(source, where)
     im = _open(source, index)
     try:
-        _check_limit(im.height, im.width, max_pixels, where)
+        check_limit(im.height, im.width, max_pixels, where)
         try:
             im.load()
         except (OSError, ValueError, SyntaxError, EOFError) as e:

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .media import DEFAULT_MAX_PIXELS, read_image
-from .pixels_batch import as_list, pack, finish, run_items, check_options, default_threads
-from .pixels_layout import glm_layout, isaac_layout, norm_table
+from .media import DEFAULT_MAX_PIXELS
+from .pixels_batch import as_list, check_options, default_threads, finish, run_images, run_items
+from .pixels_layout import glm_image_layout, glm_video_layout, isaac_layout, norm_table, put_planar, write_banded
 from .pixels_nemotron import nemotron_frame_tiles, nemotron_image_pixels
 from .pixels_resize import fast_bicubic_aa, fast_bilinear, torch_bicubic_aa, torch_bilinear
 from .types import PixelBatch
@@ -52,9 +52,11 @@ def glm_video_patches(frames: np.ndarray, height: int, width: int, spec: Any, *,
         resized = _torch_frames(frames, height, width)
     else:
         resized = np.stack(run_items(lambda i: fast_bicubic_aa(frames[i], height, width), len(frames), threads))
-    u8 = glm_layout(resized, spec.patch_size, spec.merge_size, spec.temporal_patch_size)
-    out = pack([u8], dtype, norm_table(tuple(spec.image_mean), tuple(spec.image_std), spec.rescale_factor), threads)
-    return out.reshape(out.shape[0], -1)
+    u8 = glm_video_layout(resized, spec.patch_size, spec.merge_size, spec.temporal_patch_size)
+    out = np.empty((u8.shape[1], 3 * u8.shape[2]), np.uint8 if dtype == "uint8" else np.float32)
+    table = None if dtype == "uint8" else norm_table(tuple(spec.image_mean), tuple(spec.image_std), spec.rescale_factor)
+    put_planar(u8, table, out)
+    return out
 
 
 def _torch_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -79,24 +81,21 @@ def glm_image_pixels(family: Any, images: Any, *, backend: str = "fast", return_
     """
     check_options(backend, return_tensors, dtype)
     s, items = family.spec, as_list(images)
-    threads = threads or default_threads()
-    inner = 1 if len(items) > 1 else threads
-    resize = torch_bicubic_aa if backend == "reference" else (
-        lambda im, h, w: fast_bicubic_aa(im, h, w, inner))
+    p, m, tp = s.patch_size, s.merge_size, s.temporal_patch_size
+    table = None if dtype == "uint8" else norm_table(tuple(s.image_mean), tuple(s.image_std), s.rescale_factor)
 
-    def one(i: int):
-        img = read_image(items[i], max_pixels=max_pixels, index=i)
-        plan = family.plan_image(img.shape[0], img.shape[1], index=i)
-        r = resize(img, plan.height, plan.width)
-        return plan, glm_layout(r[None], s.patch_size, s.merge_size, s.temporal_patch_size)
+    def write(img: np.ndarray, plan: Any, dst: np.ndarray, inner: int) -> None:
+        if backend == "reference":
+            r = torch_bicubic_aa(img, plan.height, plan.width)
+        else:
+            r = fast_bicubic_aa(img, plan.height, plan.width, inner)
+        write_banded(r, p * m, lambda band: glm_image_layout(band, p, m), dst, table, inner, repeat=tp)
 
-    done = run_items(one, len(items), threads)
-    plans = [p for p, _ in done]
-    table = norm_table(tuple(s.image_mean), tuple(s.image_std), s.rescale_factor)
-    out = pack([x for _, x in done], dtype, table, threads)
-    values = out.reshape(out.shape[0], -1) if out.ndim == 3 else out
-    grids = np.array([p.grid for p in plans], np.int64).reshape(-1, 3)
-    return finish(values, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
+    out, plans = run_images(
+        items, lambda sizes: [family.plan_image(h, w, index=i) for i, (h, w) in enumerate(sizes)],
+        lambda plan: plan.num_patches, (3, tp * p * p), write, dtype, threads or default_threads(), max_pixels)
+    grids = np.array([pl.grid for pl in plans], np.int64).reshape(-1, 3)
+    return finish(out.reshape(out.shape[0], -1), grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
 
 
 # -- Isaac -----------------------------------------------------------------------------------
@@ -107,24 +106,23 @@ def isaac_image_pixels(family: Any, images: Any, *, backend: str = "fast", retur
     ``grids (n, 3)`` int64 ``[1, hp, wp]`` (the real patch grid, trap T3).
 
     Reference: the seed's path (SPEC §2.1): bilinear ``F.interpolate`` on the uint8 tensor,
-    ``x * (1/255)``, mean/std 0.5.
+    ``x * (1/255)``, mean/std 0.5. Images above ``spec.max_image_pixels`` are rejected.
     """
     check_options(backend, return_tensors, dtype)
     s, items = family.spec, as_list(images)
-    threads = threads or default_threads()
+    p = s.patch_size
+    table = None if dtype == "uint8" else norm_table(tuple(s.image_mean), tuple(s.image_std), s.rescale_factor)
     resize = torch_bilinear if backend == "reference" else fast_bilinear
 
-    def one(i: int):
-        limit = DEFAULT_MAX_PIXELS if s.max_image_pixels is None else s.max_image_pixels
-        img = read_image(items[i], max_pixels=limit, index=i)
-        plan = family.plan_image(img.shape[0], img.shape[1], index=i)
-        return plan, isaac_layout(resize(img, plan.height, plan.width), s.patch_size)
+    def write(img: np.ndarray, plan: Any, dst: np.ndarray, inner: int) -> None:
+        r = resize(img, plan.height, plan.width)
+        write_banded(r, p, lambda band: isaac_layout(band, p), dst, table, inner, interleaved=True)
 
-    done = run_items(one, len(items), threads)
-    plans = [p for p, _ in done]
-    table = norm_table(tuple(s.image_mean), tuple(s.image_std), s.rescale_factor)
-    out = pack([x for _, x in done], dtype, table, threads, interleaved=True)
-    grids = np.array([p.grid for p in plans], np.int64).reshape(-1, 3)
+    limit = DEFAULT_MAX_PIXELS if s.max_image_pixels is None else s.max_image_pixels
+    out, plans = run_images(
+        items, lambda sizes: [family.plan_image(h, w, index=i) for i, (h, w) in enumerate(sizes)],
+        lambda plan: plan.num_patches, (p * p * 3,), write, dtype, threads or default_threads(), limit)
+    grids = np.array([pl.grid for pl in plans], np.int64).reshape(-1, 3)
     return finish(out, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
 
 

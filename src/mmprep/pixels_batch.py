@@ -8,8 +8,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError, MmprepError, item_prefix
-from .pixels_layout import normalize_interleaved, normalize_planar
+from .errors import InvalidInputError, MediaError, MmprepError, item_prefix
+from .media import check_limit, probe_image, read_image
 from .types import PixelBatch
 
 BACKENDS = ("fast", "reference")
@@ -50,7 +50,7 @@ def run_items(fn: Callable[[int], Any], n: int, threads: int) -> list:
         try:
             return fn(i)
         except MmprepError as e:
-            if str(e).startswith(item_prefix(i).strip(": ")):
+            if str(e).startswith((f"item {i}:", f"item {i} (")):
                 raise
             raise type(e)(f"{item_prefix(i)}{e}") from None
 
@@ -72,20 +72,32 @@ def finish(values: np.ndarray, grids: np.ndarray, plans: Sequence, mean, std, dt
                       tuple(std) if raw else None)
 
 
-def pack(layouts: list[np.ndarray], dtype: str, table: np.ndarray, threads: int,
-          interleaved: bool = False) -> np.ndarray:
-    """Concatenate per-item uint8 layouts into one buffer, normalizing in the same single write."""
-    n = sum(x.shape[0] for x in layouts)
-    shape = (n,) + layouts[0].shape[1:] if layouts else (0, 0)
-    out = np.empty(shape, np.uint8 if dtype == "uint8" else np.float32)
-    row = 0
-    for x in layouts:
-        dst = out[row:row + x.shape[0]]
-        if dtype == "uint8":
-            dst[...] = x
-        elif interleaved:
-            normalize_interleaved(x, table, dst, threads)
-        else:
-            normalize_planar(x, table, dst, threads)
-        row += x.shape[0]
-    return out
+def run_images(items: list, plan_all: Callable[[list[tuple[int, int]]], list], rows_of: Callable[[Any], int],
+               tail: tuple[int, ...], write: Callable[[np.ndarray, Any, np.ndarray, int], None],
+               dtype: str, threads: int, max_pixels: int | None) -> tuple[np.ndarray, list]:
+    """Plan from headers, allocate the packed output once, then decode + write items in parallel.
+
+    ``plan_all(sizes)`` returns one plan per ``(height, width)``; ``rows_of(plan)`` its output
+    rows; ``write(img, plan, dst, inner_threads)`` fills the item's slice ``dst`` of the output
+    ``(Σ rows, *tail)``. Sizes come from :func:`mmprep.media.probe_image` (header only), so the
+    pixel limit is enforced before anything is decoded.
+    """
+    sizes = []
+    for i, item in enumerate(items):
+        h, w = probe_image(item, index=i)
+        check_limit(h, w, max_pixels, item_prefix(i))
+        sizes.append((h, w))
+    plans = list(plan_all(sizes))
+    counts = [int(rows_of(p)) for p in plans]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    out = np.empty((int(offsets[-1]),) + tail, np.uint8 if dtype == "uint8" else np.float32)
+    inner = threads if len(items) == 1 else 1
+
+    def one(i: int) -> None:
+        img = read_image(items[i], max_pixels=max_pixels, index=i)
+        if img.shape[:2] != sizes[i]:
+            raise MediaError(f"header says {sizes[i][0]}x{sizes[i][1]} but decoded {img.shape[0]}x{img.shape[1]}")
+        write(img, plans[i], out[offsets[i]:offsets[i + 1]], inner)
+
+    run_items(one, len(items), threads)
+    return out, plans

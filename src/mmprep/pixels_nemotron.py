@@ -14,17 +14,18 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .media import DEFAULT_MAX_PIXELS, read_image
-from .pixels_batch import as_list, check_options, default_threads, finish, pack, run_items
-from .pixels_layout import chw_patch_layout, norm_table, tile_layout
+from .media import DEFAULT_MAX_PIXELS
+from .pixels_batch import as_list, check_options, default_threads, finish, run_images, run_items
+from .pixels_layout import chw_patch_layout, norm_table, put_planar, tile_layout, write_banded
 from .pixels_resize import fast_bicubic_aa, pil_bicubic
 from .types import PixelBatch
 
 
-def _resizer(backend: str, threads: int):
+def _resizer(backend: str):
+    """``resize(img, height, width, threads)``: PIL bicubic (reference) or the fast stand-in."""
     if backend == "reference":
-        return pil_bicubic
-    return lambda img, h, w: fast_bicubic_aa(img, h, w, threads)
+        return lambda img, h, w, threads=1: pil_bicubic(img, h, w)
+    return fast_bicubic_aa
 
 
 def _table(spec: Any) -> np.ndarray:
@@ -44,19 +45,24 @@ def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "fast"
         raise InvalidInputError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got "
                                 f"{frames.shape} {frames.dtype}")
     size, threads = spec.image_size, threads or default_threads()
-    resize = _resizer(backend, 1)
-    tiles = run_items(lambda i: tile_layout(resize(frames[i], size, size), size), len(frames), threads)
-    out = pack(tiles, dtype, _table(spec), threads)
+    resize = _resizer(backend)
+    out = np.empty((len(frames), 3, size * size), np.uint8 if dtype == "uint8" else np.float32)
+    table = None if dtype == "uint8" else _table(spec)
+
+    def one(i: int) -> None:
+        put_planar(tile_layout(resize(frames[i], size, size, 1), size), table, out[i:i + 1])
+
+    run_items(one, len(frames), threads)
     return out.reshape(len(frames), 3, size, size)
 
 
-def _tiles(img: np.ndarray, plan: Any, resize) -> np.ndarray:
-    """One image -> ``(num_tiles, 3, S*S)`` uint8: row-major crops of the canvas (+ thumbnail)."""
-    size = plan.tiles.tile_size
-    crops = tile_layout(resize(img, plan.height, plan.width), size)
+def _write_tiles(img: np.ndarray, plan: Any, dst: np.ndarray, table, resize, inner: int) -> None:
+    """One image -> its tiles ``(num_tiles, 3, S*S)``: row-major canvas crops, then the thumbnail."""
+    size, blocks = plan.tiles.tile_size, plan.tiles.cols * plan.tiles.rows
+    layout = lambda band: tile_layout(band, size)  # noqa: E731
+    write_banded(resize(img, plan.height, plan.width, inner), size, layout, dst[:blocks], table, inner)
     if plan.tiles.thumbnail:
-        crops = np.concatenate([crops, tile_layout(resize(img, size, size), size)])
-    return crops
+        write_banded(resize(img, size, size, inner), size, layout, dst[blocks:], table, 1)
 
 
 def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "fast", return_tensors: str = "np",
@@ -72,24 +78,34 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "fast", re
     """
     check_options(backend, return_tensors, dtype)
     s, items = family.spec, as_list(images)
-    threads = threads or default_threads()
-    resize = _resizer(backend, 1 if len(items) > 1 else threads)
-    decoded = run_items(lambda i: read_image(items[i], max_pixels=max_pixels, index=i), len(items), threads)
+    table = None if dtype == "uint8" else _table(s)
+    resize = _resizer(backend)
     if s.dynamic:
-        if not decoded:
+        if not items:
             raise InvalidInputError("the dynamic-resolution tiler needs at least one image")
-        req = family.plan_request([im.shape[:2] for im in decoded], text_len=text_len,
-                                  max_model_len=max_model_len)
-        plans = list(req.images)
-        layouts = run_items(
-            lambda i: chw_patch_layout(resize(decoded[i], plans[i].height, plans[i].width), s.patch_size),
-            len(decoded), threads)
-        out = pack(layouts, dtype, _table(s), threads)
+        p = s.patch_size
+
+        def plan_all(sizes):
+            return family.plan_request(sizes, text_len=text_len, max_model_len=max_model_len).images
+
+        def write(img, plan, dst, inner):
+            r = resize(img, plan.height, plan.width, inner)
+            write_banded(r, p, lambda band: chw_patch_layout(band, p), dst, table, inner)
+
+        tail = (3, p * p)
+    else:
+        def plan_all(sizes):
+            return [family.plan_image(h, w, index=i) for i, (h, w) in enumerate(sizes)]
+
+        def write(img, plan, dst, inner):
+            _write_tiles(img, plan, dst, table, resize, inner)
+
+        tail = (3, s.image_size * s.image_size)
+    out, plans = run_images(items, plan_all, lambda plan: plan.grid[0] if not s.dynamic else plan.num_patches,
+                            tail, write, dtype, threads or default_threads(), max_pixels)
+    if s.dynamic:
         values = out.reshape(out.shape[0], -1)
     else:
-        plans = [family.plan_image(im.shape[0], im.shape[1], index=i) for i, im in enumerate(decoded)]
-        layouts = run_items(lambda i: _tiles(decoded[i], plans[i], resize), len(decoded), threads)
-        out = pack(layouts, dtype, _table(s), threads)
-        values = out.reshape(out.shape[0], 3, s.image_size, s.image_size) if layouts else out
-    grids = np.array([p.grid for p in plans], np.int64).reshape(-1, 3)
+        values = out.reshape(out.shape[0], 3, s.image_size, s.image_size)
+    grids = np.array([pl.grid for pl in plans], np.int64).reshape(-1, 3)
     return finish(values, grids, plans, s.norm_mean, s.norm_std, dtype, return_tensors)
