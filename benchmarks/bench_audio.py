@@ -1,8 +1,8 @@
 """Parakeet log-mel features for 10 x 30 s clips: mmprep (numpy, torch) vs transformers' extractor.
 
-Prints one JSON line: best-of-N wall times (s) for each, the speed-up at parity, and the max
+Prints one JSON line: best-of-N (interleaved) wall times (s) for each, the speed-up at parity, and the max
 abs difference from transformers on the same waveforms (the reference's own float32 rounding;
-see docs/audio.md). Usage: ``python benchmarks/bench_audio.py [--clips 10 --seconds 30 --repeats 5]``.
+see docs/audio.md). Usage: ``python benchmarks/bench_audio.py [--clips 10 --seconds 30 --repeats 7]``.
 """
 
 from __future__ import annotations
@@ -15,20 +15,24 @@ import time
 import numpy as np
 
 
-def best_time(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
+def best_times(fns: dict, repeats: int) -> tuple[dict, dict]:
+    """Best-of-``repeats`` seconds per function, run interleaved so that load from other jobs on
+    a shared machine hits every contestant alike."""
+    best = {k: float("inf") for k in fns}
+    outs: dict = {}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            outs[k] = fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best, outs
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--clips", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
 
     import torch
@@ -63,9 +67,9 @@ def main() -> None:
         return nemotron_audio_features(fam, clips, backend="torch")
 
     ref(), ours(), ours_torch()  # warm-up (imports, FFT plans)
-    t_ref, r = best_time(ref, args.repeats)
-    t_np, o = best_time(ours, args.repeats)
-    t_pt, ot = best_time(ours_torch, args.repeats)
+    best, outs = best_times({"ref": ref, "np": ours, "pt": ours_torch}, args.repeats)
+    t_ref, t_np, t_pt = best["ref"], best["np"], best["pt"]
+    r, o, ot = outs["ref"], outs["np"], outs["pt"]
     want = r["input_features"]
     print(json.dumps({
         "stage": "audio_features",

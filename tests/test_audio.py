@@ -490,3 +490,11 @@ def test_path_items_are_named_in_errors(tmp_path):
         nemotron_audio_features(OMNI, [np.ones(1000, np.float32), path])
     with pytest.raises(MediaError, match=r"item 4 \(.*tiny\.wav\)"):
         nemotron_plan_audio(OMNI, path, index=4)
+
+
+def test_numpy_threads_do_not_change_values():
+    clips = [waveform("noise", n, n) for n in (16_000, 7_777, 30_000)]
+    one = nemotron_audio_features(OMNI, clips, workers=1)
+    many = nemotron_audio_features(OMNI, clips, workers=3)
+    np.testing.assert_array_equal(one.features, many.features)
+    np.testing.assert_array_equal(one.attention_mask, many.attention_mask)

@@ -38,7 +38,7 @@ CLIP_MIN_SECONDS = 0.1
 LOG_GUARD = 2.0**-24  # log(mel + guard)
 NORM_EPS = 1e-5  # (x - mean) / (std + eps)
 VARIANTS = ("vllm", "vllm-clips", "transformers")
-_CHUNK = 4096  # STFT frames per numpy block (bounds memory for long audio)
+_CHUNK = 512  # STFT frames per numpy block: cache-sized (2x faster than 4096), bounds memory
 
 
 def _spec(family: Any):
@@ -95,7 +95,9 @@ def _samples_array(num_samples, seconds, rate: int) -> np.ndarray:
         bad = ~np.isfinite(sec) | (sec <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad.ravel())[0])
-            raise InvalidInputError(f"{item_prefix(i)}audio duration must be positive seconds, got {sec.ravel()[i]}")
+            raise InvalidInputError(
+                f"{item_prefix(i)}audio duration must be positive seconds, got {sec.ravel()[i]}"
+            )
         # ceil, as a resampled length is sized; the tolerance lets samples / rate round-trip
         return np.ceil(sec * rate - 1e-6).astype(np.int64)
     arr = np.asarray(num_samples)
@@ -241,7 +243,7 @@ def _log_mel_item(x: np.ndarray, frames: int, s, window: np.ndarray, mel: np.nda
     power spectrum (a shift changes phase, not magnitude), so we FFT that span zero-padded to
     ``n_fft``. Precision: pre-emphasis in float32 (as the reference), window/FFT/power in
     float64, the mel product and log in float32 (a sum of a few positive terms: ~1e-7 relative),
-    statistics and normalization in float64. The result is the exact maths to ~1e-6, where the
+    statistics accumulated in float64. The result is the exact maths to ~1e-6, where the
     reference's float32 STFT is off by up to ~1e-4 on low-power bins (docs/audio.md).
     """
     hop, n_fft, win = s.audio_hop_length, s.audio_n_fft, s.audio_win_length
@@ -250,26 +252,47 @@ def _log_mel_item(x: np.ndarray, frames: int, s, window: np.ndarray, mel: np.nda
     buf[lead:lead + len(x)] = _preemphasis(x, s.audio_preemphasis)
     spans = np.lib.stride_tricks.sliding_window_view(buf, win)[::hop]
     logmel = out[:frames]
+    # one workspace per item, reused by every block (fresh MB-sized arrays cost page faults)
+    k = min(_CHUNK, frames)
+    windowed = np.zeros((k, n_fft), dtype=np.float64)  # columns >= win stay zero: the n_fft pad
+    spec = np.empty((k, n_fft // 2 + 1), dtype=np.complex128)
+    power = np.empty((k, n_fft // 2 + 1), dtype=np.float32)
     for start in range(0, frames, _CHUNK):
-        stop = min(start + _CHUNK, frames)
-        spec = np.fft.rfft(spans[start:stop] * window, n=n_fft, axis=-1)
-        power = spec.real * spec.real
-        power += spec.imag * spec.imag
-        block = logmel[start:stop]
-        np.matmul(power.astype(np.float32), mel, out=block)
+        m = min(_CHUNK, frames - start)
+        np.multiply(spans[start:start + m], window, out=windowed[:m, :win])
+        np.fft.rfft(windowed[:m], axis=-1, out=spec[:m])
+        sq = spec[:m].view(np.float64)  # interleaved (re, im)
+        np.multiply(sq, sq, out=sq)
+        np.add(sq[:, 0::2], sq[:, 1::2], out=power[:m], casting="same_kind")
+        block = logmel[start:start + m]
+        np.matmul(power[:m], mel, out=block)
         block += np.float32(LOG_GUARD)
         np.log(block, out=block)
-    mean = logmel.mean(axis=0, dtype=np.float64)
-    std = np.sqrt(np.var(logmel, axis=0, ddof=1, dtype=np.float64))
-    logmel[...] = (logmel - mean) / (std + NORM_EPS)
+    mean = logmel.sum(axis=0, dtype=np.float64) / frames
+    logmel -= mean.astype(np.float32)
+    # float32 centred values, float64 sums: the variance is good to ~1e-7 relative
+    var = np.einsum("ij,ij->j", logmel, logmel, dtype=np.float64) / (frames - 1)
+    logmel /= (np.sqrt(var) + NORM_EPS).astype(np.float32)
 
 
-def _features_numpy(waves: list[np.ndarray], frames: np.ndarray, total: int, s) -> tuple:
+def _features_numpy(waves: list[np.ndarray], frames: np.ndarray, total: int, s, workers: int) -> tuple:
+    """Items are independent, so they run on a thread pool (numpy's FFT and BLAS release the GIL);
+    the values do not depend on ``workers``."""
     mel = mel_filter_bank(s.audio_sampling_rate, s.audio_n_fft, s.audio_num_mel_bins)
     window = _window(s.audio_win_length, np.float64)
     feats = np.zeros((len(waves), total, s.audio_num_mel_bins), dtype=np.float32)
-    for i, x in enumerate(waves):
-        _log_mel_item(x, int(frames[i]), s, window, mel, feats[i])
+
+    def one(i: int) -> None:
+        _log_mel_item(waves[i], int(frames[i]), s, window, mel, feats[i])
+
+    if workers > 1 and len(waves) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(workers, len(waves))) as pool:
+            list(pool.map(one, range(len(waves))))
+    else:
+        for i in range(len(waves)):
+            one(i)
     mask = np.arange(total)[None, :] < frames[:, None]
     return feats, mask, frames.astype(np.int64)
 
@@ -320,7 +343,7 @@ def _is_pair(x) -> bool:
 
 def nemotron_audio_features(
     family: Any, audios, *, sampling_rate: float | None = None, backend: str = "numpy",
-    device=None, max_seconds: float | None = None,
+    device=None, max_seconds: float | None = None, workers: int = 1,
 ) -> AudioBatch:
     """Parakeet log-mel features for a batch, padded to the longest item.
 
@@ -330,7 +353,8 @@ def nemotron_audio_features(
     mels)`` float32 (``T = 1 + (max_len + n_fft//2*2 - n_fft) // hop``, padded frames zero),
     ``attention_mask`` ``(B, T)`` bool, ``lengths`` ``(B,)`` valid frames and one
     :class:`AudioPlan` per item. ``backend="numpy"`` returns numpy arrays; ``"torch"`` runs
-    batched on ``device`` (default CPU) and returns tensors there.
+    batched on ``device`` (default CPU) and returns tensors there. ``workers``: numpy threads
+    over items (default 1; more help on idle multi-core machines); results do not depend on it.
     """
     s = _spec(family)
     if backend not in ("numpy", "torch"):
@@ -348,5 +372,5 @@ def nemotron_audio_features(
     if backend == "torch":
         feats, mask, lengths = _features_torch(waves, frames, total, s, device)
     else:
-        feats, mask, lengths = _features_numpy(waves, frames, total, s)
+        feats, mask, lengths = _features_numpy(waves, frames, total, s, int(workers))
     return AudioBatch(features=feats, attention_mask=mask, lengths=lengths, plans=tuple(plans))
