@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--decoder-layers", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--fa3", action="store_true", help="switch torch's flash kernels to FA3 (Hopper)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile our repeated blocks (warm-up compiles)")
     args = ap.parse_args(argv)
 
     import mmprep.models as mm
@@ -150,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     dtype = mm.resolve_dtype(args.dtype, device)
     fa3 = mm.activate_hopper_flash("FA3") if args.fa3 else False
     hf, ours, cfg = build(args.small, args.decoder_layers, device, dtype)
+    if args.compile:
+        mm.compile_blocks(ours)
     if args.small:
         sizes_a, sizes_b = [(56, 56)] * 8, [(112, 168), (224, 112), (56, 84)]
         dec = dict(batch=2, length=64, new=8)
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         stage="model", model="glm-4.1v", small=args.small, device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         dtype=str(dtype).removeprefix("torch."), attention_backend=mm.attention_backend(device), fa3=fa3,
+        compiled=args.compile,
         vision_a=bench_vision(hf, ours, cfg, sizes_a, device, dtype, args.repeats),
         vision_b=bench_vision(hf, ours, cfg, sizes_b, device, dtype, args.repeats),
         decoder=bench_decoder(hf, ours, dec["batch"], dec["length"], dec["new"], device, args.repeats),

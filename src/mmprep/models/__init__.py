@@ -72,5 +72,20 @@ def load(path: str | Path, device: torch.device | str | None = None,
     raise UnknownModelError(f"{d}: no mmprep model for architectures/model_type {archs.strip()!r}")
 
 
-__all__ = ["activate_hopper_flash", "attention_backend", "generate", "load", "load_weights", "resolve_dtype",
+def compile_blocks(model: torch.nn.Module, *, dynamic: bool = True) -> torch.nn.Module:
+    """Opt-in ``torch.compile`` of the repeated blocks (vision blocks, decoder MLPs), in place.
+
+    Fuses the elementwise work around the matmuls (norms, rope, SwiGLU). ``dynamic=True`` keeps
+    one graph for all packed lengths. The first call compiles (about a minute); results equal the
+    eager ones up to float rounding. Returns ``model``.
+    """
+    visual = getattr(model, "visual", None)
+    for block in getattr(visual, "blocks", []):
+        block.forward = torch.compile(block.forward, dynamic=dynamic)
+    for layer in getattr(getattr(model, "language_model", None), "layers", []):
+        layer.mlp.forward = torch.compile(layer.mlp.forward, dynamic=dynamic)
+    return model
+
+
+__all__ = ["activate_hopper_flash", "compile_blocks", "attention_backend", "generate", "load", "load_weights", "resolve_dtype",
            "sample_next", "set_attention_backend", "varlen_attention"]
