@@ -27,7 +27,7 @@ F = torch.nn.functional
 
 # fast backend bounds, in uint8 levels / dB, on photo-like images (measured; docs/pixels.md)
 FAST_MIN_PSNR = 40.0
-FAST_MAX_LEVELS = {"glm": 24, "isaac": 1, "nemotron": 2}
+FAST_MAX_LEVELS = {"glm": 10, "isaac": 1}
 
 
 # -- images ----------------------------------------------------------------------------------
@@ -372,3 +372,12 @@ def test_pil_strips_differ_from_whole_resize_only_in_rounding(hw, out):
     np.testing.assert_array_equal(pil_bicubic(img, *out), whole)  # the reference: one call
     strips = pil_bicubic(img, *out, threads=3)
     assert levels(strips, whole) <= 1 and np.mean(strips != whole) < 1e-3
+
+
+def test_empty_batch_gives_empty_rows():
+    assert mmprep.load("glm-4.1v").pixels([]).pixel_values.shape == (0, 1176)
+    assert mmprep.load("isaac").pixels([]).pixel_values.shape == (0, 768)
+    assert mmprep.load("nemotron-nano-vl").pixels([]).pixel_values.shape == (0, 3, 512, 512)
+    assert mmprep.load("glm-4.1v").pixels([]).grids.shape == (0, 3)
+    with pytest.raises(InvalidInputError):
+        mmprep.load("nemotron-3-nano-omni").pixels([])

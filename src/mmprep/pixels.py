@@ -95,7 +95,8 @@ def glm_image_pixels(family: Any, images: Any, *, backend: str = "fast", return_
         items, lambda sizes: [family.plan_image(h, w, index=i) for i, (h, w) in enumerate(sizes)],
         lambda plan: plan.num_patches, (3, tp * p * p), write, dtype, threads or default_threads(), max_pixels)
     grids = np.array([pl.grid for pl in plans], np.int64).reshape(-1, 3)
-    return finish(out.reshape(out.shape[0], -1), grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
+    values = out.reshape(out.shape[0], 3 * tp * p * p)
+    return finish(values, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
 
 
 # -- Isaac -----------------------------------------------------------------------------------

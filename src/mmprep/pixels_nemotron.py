@@ -104,7 +104,7 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "fast", re
     out, plans = run_images(items, plan_all, lambda plan: plan.grid[0] if not s.dynamic else plan.num_patches,
                             tail, write, dtype, threads or default_threads(), max_pixels)
     if s.dynamic:
-        values = out.reshape(out.shape[0], -1)
+        values = out.reshape(out.shape[0], 3 * s.patch_size**2)
     else:
         values = out.reshape(out.shape[0], 3, s.image_size, s.image_size)
     grids = np.array([pl.grid for pl in plans], np.int64).reshape(-1, 3)
