@@ -433,3 +433,18 @@ def test_unknown_or_moe_checkpoints_raise(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "glm4v", "text_config": {"model_type": "glm4v_moe_text"}}))
     with pytest.raises(UnknownModelError, match="MoE"):
         mm.load(tmp_path)
+
+
+def test_backend_override_changes_nothing_numerically(ckpt, ours):
+    from mmprep.models import attention_backend, set_attention_backend
+
+    batch = image_batch(ckpt)
+    with torch.no_grad():
+        base = ours(batch).logits
+        try:
+            for name in ("eager", "sdpa_mask"):
+                set_attention_backend(name)
+                assert attention_backend() == name
+                assert (ours(batch).logits - base).abs().max().item() <= 1e-5
+        finally:
+            set_attention_backend(None)
