@@ -53,6 +53,8 @@ def run_items(fn: Callable[[int], Any], n: int, threads: int) -> list:
             if str(e).startswith((f"item {i}:", f"item {i} (")):
                 raise
             raise type(e)(f"{item_prefix(i)}{e}") from None
+        except (ValueError, OSError, RuntimeError, MemoryError) as e:  # decoder / kernel failures
+            raise MmprepError(f"{item_prefix(i)}{type(e).__name__}: {e}") from e
 
     if threads <= 1 or n <= 1:
         return [call(i) for i in range(n)]
