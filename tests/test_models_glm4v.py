@@ -448,3 +448,20 @@ def test_backend_override_changes_nothing_numerically(ckpt, ours):
                 assert (ours(batch).logits - base).abs().max().item() <= 1e-5
         finally:
             set_attention_backend(None)
+
+
+def test_mmprep_generate_command_runs_end_to_end(ckpt, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from mmprep.cli import main
+
+    if not (ckpt[0] / "tokenizer.json").exists():
+        (ckpt[0] / "tokenizer.json").write_text(ckpt[3].to_str())
+    path = tmp_path / "b.png"
+    Image.fromarray(images()[1]).save(path)
+    out = io.StringIO()
+    code = main(["generate", "--model", str(ckpt[0]), "--image", str(path), "--prompt", "What is it?",
+                 "--max-new-tokens", "5", "--device", "cpu"], out=out)
+    assert code == 0 and out.getvalue().endswith("\n")

@@ -127,7 +127,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_generate: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmprep", description="Exact multimodal token accounting.")
     sub = parser.add_subparsers(dest="command", required=True)
     names = ", ".join(MODEL_NAMES)
@@ -145,18 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the known model names")
 
-    try:
-        from .models.cli import add_generate_parser
-    except ImportError:  # the model layer needs torch: offer the command only where it can run
-        pass
-    else:
+    if with_generate:
+        from .models.cli import add_generate_parser  # imports torch
+
         add_generate_parser(sub)
+    else:  # keep `mmprep count` fast: torch loads only when `generate` is asked for
+        sub.add_parser("generate", help="generate text with a local checkpoint (needs torch; see --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with_generate = bool(argv) and argv[0] == "generate"
+    if with_generate:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("mmprep: error: `generate` needs torch: pip install torch==2.13.0 safetensors", file=sys.stderr)
+            return 2
+    args = build_parser(with_generate).parse_args(argv)
     try:
         if args.command == "count":
             return cmd_count(args, out)
@@ -168,7 +176,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "generate":
             from .models.cli import run_generate
 
-            return run_generate(args)
+            return run_generate(args, out=out)
     except MmprepError as e:
         print(f"mmprep: error: {e}", file=sys.stderr)
         return 2
