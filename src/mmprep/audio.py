@@ -260,7 +260,7 @@ def _log_mel_item(x: np.ndarray, frames: int, s, window: np.ndarray, band, out: 
     power spectrum (a shift changes phase, not magnitude), so we FFT that span zero-padded to
     ``n_fft``. Precision: pre-emphasis in float32 (as the reference), window/FFT/power in
     float64, the mel product and log in float32 (a sum of a few positive terms: ~1e-7 relative),
-    statistics accumulated in float64. The result is the exact maths to ~1e-6, where the
+    statistics accumulated in float64. The result is the exact maths to ~1e-5, where the
     reference's float32 STFT is off by up to ~1e-4 on low-power bins (docs/audio.md).
     """
     hop, n_fft, win = s.audio_hop_length, s.audio_n_fft, s.audio_win_length
@@ -294,7 +294,7 @@ def _log_mel_item(x: np.ndarray, frames: int, s, window: np.ndarray, band, out: 
 
 
 def _features_numpy(waves: list[np.ndarray], frames: np.ndarray, total: int, s, workers: int) -> tuple:
-    """Items are independent, so they run on a thread pool (numpy's FFT and BLAS release the GIL);
+    """Items are independent, so they run on a thread pool (numpy's FFT releases the GIL);
     the values do not depend on ``workers``."""
     band = _mel_band(mel_filter_bank(s.audio_sampling_rate, s.audio_n_fft, s.audio_num_mel_bins))
     window = _window(s.audio_win_length, np.float64)
