@@ -59,17 +59,17 @@ def _meta(source: Any, index: int | None) -> VideoMetadata:
         raise type(e)(f"{item_prefix(index)}{e}") from None
 
 
-def _frames(source: Any, indices, index: int | None) -> np.ndarray:
+def _frames(source: Any, indices, index: int | None, transform=None) -> np.ndarray:
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], np.ndarray):
         frames = source[0]
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= frames.shape[0]):
             raise InvalidInputError(f"{item_prefix(index)}frame index outside the {frames.shape[0]} decoded frames")
-        return frames[idx]
+        return frames[idx] if transform is None else np.stack([transform(f) for f in frames[idx]])
     if isinstance(source, VideoMetadata):
         raise InvalidInputError(f"{item_prefix(index)}pixels need a video file, bytes or decoded frames, not metadata")
     try:
-        return read_frames(source, indices)
+        return read_frames(source, indices, transform=transform)
     except MmprepError as e:
         raise type(e)(f"{item_prefix(index)}{e}") from None
 
@@ -153,7 +153,7 @@ def glm_video_pixels(family: Any, videos: Any, *, backend: str = "fast", return_
     plans, parts = [], []
     for i, src in enumerate(items):
         plan = glm_plan_video(family, src, index=i)
-        frames = _frames(src, plan.frame_indices, i)
+        frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width))
         try:
             parts.append(glm_video_patches(frames, plan.height, plan.width, family.spec, backend=backend,
                                            dtype=dtype, threads=threads))
@@ -164,6 +164,19 @@ def glm_video_pixels(family: Any, videos: Any, *, backend: str = "fast", return_
     grids = np.asarray([p.grid for p in plans], dtype=np.int64)
     s = family.spec
     return finish(values, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
+
+
+def _fast_resize(backend: str, height: int, width: int):
+    """The fast backend's resize, run in the decoding threads on each frame as it is decoded.
+
+    The pixel functions skip a resize when the size already matches, so the result is the same
+    as decoding everything first; only the full-size frames are never gathered.
+    """
+    if backend != "fast":
+        return None
+    from .pixels_resize import fast_bicubic_aa
+
+    return lambda frame: fast_bicubic_aa(frame, height, width)
 
 
 def _as_videos(videos: Any) -> list:
@@ -255,7 +268,7 @@ def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "fast", re
     plans, parts = [], []
     for i, src in enumerate(_as_videos(videos)):
         plan = nemotron_plan_video(family, src, loader=loader, index=i)
-        frames = _frames(src, plan.frame_indices, i)
+        frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width))
         try:
             parts.append(nemotron_frame_tiles(frames, family.spec, backend=backend, dtype=dtype, threads=threads))
         except MmprepError as e:

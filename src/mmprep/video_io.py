@@ -244,7 +244,7 @@ def _packets_for(container, jobs: list[_Job]) -> list[list]:
     return out
 
 
-def _decode_job(stream_ctx, packets: list, targets: dict[int, int], threads: int) -> dict[int, np.ndarray]:
+def _decode_job(stream_ctx, packets: list, targets: dict[int, int], threads: int, transform=None) -> dict[int, np.ndarray]:
     av = _av()
     ctx = av.CodecContext.create(stream_ctx.name, "r")
     if stream_ctx.extradata:
@@ -257,7 +257,8 @@ def _decode_job(stream_ctx, packets: list, targets: dict[int, int], threads: int
         for frame in frames:
             i = targets.get(frame.pts)
             if i is not None and i not in got:
-                got[i] = frame.to_ndarray(format="rgb24")
+                rgb = frame.to_ndarray(format="rgb24")
+                got[i] = transform(rgb) if transform else rgb
 
     for packet in packets:
         take(ctx.decode(packet))
@@ -266,7 +267,7 @@ def _decode_job(stream_ctx, packets: list, targets: dict[int, int], threads: int
     return got
 
 
-def _read_sequential(source: Any, wanted: np.ndarray, name: str) -> dict[int, np.ndarray]:
+def _read_sequential(source: Any, wanted: np.ndarray, name: str, transform=None) -> dict[int, np.ndarray]:
     """Decode every frame in order (the definition of frame ``i``), converting only targets."""
     av = _av()
     container = _open(source)
@@ -278,7 +279,8 @@ def _read_sequential(source: Any, wanted: np.ndarray, name: str) -> dict[int, np
         stream.thread_type = "AUTO"
         for i, frame in enumerate(container.decode(stream)):
             if i in targets:
-                got[i] = frame.to_ndarray(format="rgb24")
+                rgb = frame.to_ndarray(format="rgb24")
+                got[i] = transform(rgb) if transform else rgb
             if i >= last:
                 break
     except av.FFmpegError as e:
@@ -299,12 +301,15 @@ def _check_indices(indices: Sequence[int], name: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = None) -> np.ndarray:
+def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = None, transform=None) -> np.ndarray:
     """Frames ``indices`` (presentation order, 0-based, repeats allowed) as ``(T, H, W, 3)`` uint8 RGB.
 
     Bit-identical to a full sequential decode with ``frame.to_ndarray(format="rgb24")``.
     ``threads``: decoder threads (default: CPU count, at most 8). An index past the last frame
     raises :class:`InvalidInputError`; an undecodable target raises :class:`MediaError`.
+    ``transform``: ``(H, W, 3) uint8 -> (h, w, 3) uint8`` applied to each distinct target frame in
+    the decoding thread, right after its RGB conversion (e.g. the model's resize): the full-size
+    frames are never gathered, and the work overlaps with decoding.
     """
     name = _name(source)
     arr = _check_indices(indices, name)
@@ -334,9 +339,9 @@ def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = No
     finally:
         container.close()
     if idx is None:
-        got = _read_sequential(source, wanted, name)
+        got = _read_sequential(source, wanted, name, transform)
     else:
-        got = _decode_jobs(ctx, jobs, packets, threads, name)
+        got = _decode_jobs(ctx, jobs, packets, threads, name, transform)
     missing = [int(i) for i in wanted if int(i) not in got]
     if missing:
         raise MediaError(f"{name}: could not decode frame(s) {missing[:10]} (truncated or corrupt stream?)")
@@ -349,7 +354,7 @@ def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = No
     return out
 
 
-def _decode_jobs(ctx, jobs: list[_Job], packets: list[list], threads: int, name: str) -> dict[int, np.ndarray]:
+def _decode_jobs(ctx, jobs: list[_Job], packets: list[list], threads: int, name: str, transform=None) -> dict[int, np.ndarray]:
     av = _av()
     # many segments: one single-threaded decoder per segment, in parallel; few: frame threads
     per_job = 1 if len(jobs) >= threads else max(1, threads // len(jobs))
@@ -357,10 +362,11 @@ def _decode_jobs(ctx, jobs: list[_Job], packets: list[list], threads: int, name:
     try:
         if len(jobs) == 1 or threads == 1:
             for job, pk in zip(jobs, packets):
-                got.update(_decode_job(ctx, pk, job.targets, per_job))
+                got.update(_decode_job(ctx, pk, job.targets, per_job, transform))
         else:
             with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
-                for part in pool.map(lambda a: _decode_job(ctx, a[1], a[0].targets, per_job), zip(jobs, packets)):
+                work = lambda a: _decode_job(ctx, a[1], a[0].targets, per_job, transform)  # noqa: E731
+                for part in pool.map(work, zip(jobs, packets)):
                     got.update(part)
     except av.FFmpegError as e:
         raise MediaError(f"{name}: corrupt video stream: {e}") from None
