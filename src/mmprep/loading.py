@@ -67,7 +67,7 @@ def load(name_or_path: str | Path, **overrides: Any) -> Family:
     return ctor(**{**preset, **overrides})
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
@@ -79,10 +79,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 def load_checkpoint(directory: str | Path, **overrides: Any) -> Family:
     """Recognise the family from config.json / processor files and read their values."""
     d = Path(directory)
-    config = _read_json(d / "config.json")
-    pre = _read_json(d / "preprocessor_config.json")
-    video = _read_json(d / "video_preprocessor_config.json")
-    proc = _read_json(d / "processor_config.json")
+    config = read_json(d / "config.json")
+    pre = read_json(d / "preprocessor_config.json")
+    video = read_json(d / "video_preprocessor_config.json")
+    proc = read_json(d / "processor_config.json")
     if proc:  # transformers 5: one file with image_processor / video_processor sections
         pre = {**proc, **(proc.get("image_processor") or {}), **pre}
         video = {**(proc.get("video_processor") or {}), **video}

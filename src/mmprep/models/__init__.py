@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import UnknownModelError
+from ..loading import read_json as _read_json
 from .attention import activate_hopper_flash, attention_backend, set_attention_backend, varlen_attention
 from .generate import generate, sample_next
 from .weights import load_weights
@@ -33,15 +33,6 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torc
     if key not in _DTYPES:
         raise UnknownModelError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
     return _DTYPES[key]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UnknownModelError(f"cannot read {path}: {e}") from None
 
 
 def load(path: str | Path, device: torch.device | str | None = None,
