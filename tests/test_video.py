@@ -23,6 +23,8 @@ def write_clip(path, frames=90, fps=30, size=(96, 128), gop=30, bframes=2, codec
     stream = out.add_stream(codec, rate=fps)
     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
     opts = {"g": str(gop), "bf": str(bframes)}
+    if codec == "libx265":
+        opts = {"x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:log-level=error"}
     if codec == "libx264":
         opts["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
     stream.options = opts
@@ -52,16 +54,19 @@ def clips(tmp_path_factory):
         "mkv": dict(frames=60, gop=25, bframes=2, fmt="matroska"),
         "no_b": dict(frames=40, gop=10, bframes=0),
         "raw": dict(frames=40, gop=10, bframes=2, fmt="h264"),  # Annex B, no timestamps
+        "hevc": dict(frames=40, gop=15, bframes=2, codec="libx265"),
+        "vp9": dict(frames=40, gop=15, bframes=0, codec="libvpx-vp9", fmt="webm"),
+        "mpeg4_avi": dict(frames=40, gop=12, bframes=2, codec="mpeg4", fmt="avi"),  # sequential path
     }
     out = {}
     for name, kw in specs.items():
-        ext = {None: ".mp4", "matroska": ".mkv", "h264": ".h264"}[kw.get("fmt")]
+        ext = {None: ".mp4", "matroska": ".mkv", "h264": ".h264", "webm": ".webm", "avi": ".avi"}[kw.get("fmt")]
         path = write_clip(d / (name + ext), **kw)
         out[name] = (path, full_decode(path))
     return out
 
 
-@pytest.mark.parametrize("name", ["gop1s", "gop10s", "mkv", "no_b", "raw"])
+@pytest.mark.parametrize("name", ["gop1s", "gop10s", "mkv", "no_b", "raw", "hevc", "vp9", "mpeg4_avi"])
 def test_read_frames_equals_full_decode(clips, name):
     path, full = clips[name]
     n = len(full)

@@ -34,6 +34,9 @@ from .errors import InvalidInputError, MediaError
 from .types import VideoMetadata
 
 MAX_THREADS = 8
+# codecs whose packets each carry exactly one shown picture (VP8 alt-ref packets show nothing,
+# MPEG-4 part 2 in AVI may pack two): others are read by a sequential decode
+ONE_FRAME_PER_PACKET = frozenset({"h264", "hevc", "vp9", "av1", "mjpeg", "prores", "png", "rawvideo"})
 
 
 def _av():
@@ -157,8 +160,10 @@ def _index(container, name: str) -> _Index:
     av = _av()
     stream = container.streams.video[0]
     cc = stream.codec_context
+    if cc.name not in ONE_FRAME_PER_PACKET:
+        raise _NoTimestamps
     nal = _h264_nal_length_size(cc.extradata) if cc.name == "h264" else None
-    pts, key, nonref = [], [], []
+    pts, key, nonref, shown = [], [], [], []
     try:
         for packet in container.demux(stream):
             if not packet.size:
@@ -167,17 +172,20 @@ def _index(container, name: str) -> _Index:
                 raise _NoTimestamps
             pts.append(packet.pts)
             key.append(packet.is_keyframe)
+            shown.append(not packet.is_discard)  # edit lists: decoded, never output
             nonref.append(nal is not None and not packet.is_discard and _h264_nonref(bytes(packet), nal))
     except av.FFmpegError as e:
         raise MediaError(f"{name}: corrupt video stream: {e}") from None
     pts_arr = np.asarray(pts, dtype=np.int64)
-    if pts_arr.size == 0:
+    visible = np.flatnonzero(np.asarray(shown, bool))
+    if visible.size == 0:
         raise MediaError(f"{name}: the video stream has no frames")
     if np.unique(pts_arr).size != pts_arr.size or not key[0]:
         # duplicate pts, or a stream that does not start on a keyframe (the decoder may drop
         # or invent its first pictures): only a sequential decode defines frame i there
         raise _NoTimestamps
-    return _Index(pts_arr, np.asarray(key, bool), np.asarray(nonref, bool), np.argsort(pts_arr, kind="stable"))
+    order = visible[np.argsort(pts_arr[visible], kind="stable")]
+    return _Index(pts_arr, np.asarray(key, bool), np.asarray(nonref, bool), order)
 
 
 class _NoTimestamps(Exception):
