@@ -18,8 +18,6 @@ arrays, and use two facts about the rules:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .sampling import GLM46V_MAX_DURATION, GLM46V_MAX_FRAMES, GLM46V_FPS_THRESHOLDS
@@ -139,5 +137,3 @@ def glm_frame_counts(spec, total: np.ndarray, fps: np.ndarray) -> np.ndarray:
         return glm41v_frame_counts(total, fps, spec.video_fps, spec.video_max_duration)
     return glm46v_frame_counts(total, fps, spec.temporal_patch_size)
 
-
-assert math  # math kept for readers comparing with sampling.py's scalar forms
