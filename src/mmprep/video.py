@@ -149,21 +149,28 @@ def glm_video_pixels(family: Any, videos: Any, *, backend: str = "fast", return_
     from .pixels_batch import check_options, finish
 
     check_options(backend, return_tensors, dtype)
-    items = _as_videos(videos)
+    s = family.spec
+    values, grids, plans = _decode_batch(
+        videos, backend, lambda src, i: glm_plan_video(family, src, index=i),
+        lambda frames, plan: glm_video_patches(frames, plan.height, plan.width, s, backend=backend,
+                                               dtype=dtype, threads=threads),
+    )
+    return finish(values, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
+
+
+def _decode_batch(videos: Any, backend: str, plan_one: Any, pixels_one: Any) -> tuple[np.ndarray, np.ndarray, list]:
+    """Plan, sparsely decode and turn into pixels each video; errors name the video's index."""
     plans, parts = [], []
-    for i, src in enumerate(items):
-        plan = glm_plan_video(family, src, index=i)
+    for i, src in enumerate(_as_videos(videos)):
+        plan = plan_one(src, i)
         frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width))
         try:
-            parts.append(glm_video_patches(frames, plan.height, plan.width, family.spec, backend=backend,
-                                           dtype=dtype, threads=threads))
+            parts.append(pixels_one(frames, plan))
         except MmprepError as e:
             raise type(e)(f"{item_prefix(i)}{e}") from None
         plans.append(plan)
     values = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    grids = np.asarray([p.grid for p in plans], dtype=np.int64)
-    s = family.spec
-    return finish(values, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
+    return values, np.asarray([p.grid for p in plans], dtype=np.int64), plans
 
 
 def _fast_resize(backend: str, height: int, width: int):
@@ -265,18 +272,11 @@ def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "fast", re
     from .pixels_batch import check_options, finish
 
     check_options(backend, return_tensors, dtype)
-    plans, parts = [], []
-    for i, src in enumerate(_as_videos(videos)):
-        plan = nemotron_plan_video(family, src, loader=loader, index=i)
-        frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width))
-        try:
-            parts.append(nemotron_frame_tiles(frames, family.spec, backend=backend, dtype=dtype, threads=threads))
-        except MmprepError as e:
-            raise type(e)(f"{item_prefix(i)}{e}") from None
-        plans.append(plan)
-    values = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    grids = np.asarray([p.grid for p in plans], dtype=np.int64)
     s = family.spec
+    values, grids, plans = _decode_batch(
+        videos, backend, lambda src, i: nemotron_plan_video(family, src, loader=loader, index=i),
+        lambda frames, plan: nemotron_frame_tiles(frames, s, backend=backend, dtype=dtype, threads=threads),
+    )
     return finish(values, grids, plans, s.norm_mean, s.norm_std, dtype, return_tensors)
 
 
