@@ -115,3 +115,13 @@ def test_import_is_light():
             "print(sorted(m for m in ('torch', 'cv2', 'transformers', 'av', 'PIL') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name,field,value", [
+    ("isaac", "patch_size", 0), ("isaac", "eps", float("nan")), ("glm-4.1v", "merge_size", 2.5),
+    ("glm-4.1v", "patch_size", None), ("nemotron-nano-vl", "image_size", float("inf")),
+    ("nemotron-3-nano-omni", "factor_max", -1.0), ("nemotron-nano-vl", "use_thumbnail", "yes"),
+])
+def test_impossible_spec_values_are_refused(name, field, value):
+    with pytest.raises(mmprep.InvalidInputError, match=field):
+        mmprep.load(name, **{field: value})

@@ -38,6 +38,20 @@ def _check_positive_ints(**values: Any) -> None:
             raise InvalidInputError(f"{name} must be positive ints, got {v!r}")
 
 
+def _ints(value: Any, name: str) -> np.ndarray:
+    """``value`` as an int64 array; NaN, inf, None, strings and fractions raise (never truncate)."""
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all() or (arr != np.trunc(arr)).any():
+                raise ValueError
+        elif arr.dtype.kind not in "iub" or arr.dtype.kind == "b" and arr.size:
+            raise ValueError
+        return arr.astype(np.int64)
+    except (ValueError, TypeError):
+        raise InvalidInputError(f"{name} must hold ints, got {value!r:.200}") from None
+
+
 def retained_count(tokens_per_frame, num_frames, q: float):
     """Tokens EVS keeps from a video of ``num_frames`` frames of ``tokens_per_frame`` tokens.
 
@@ -135,9 +149,13 @@ def mrope_for_media(
     video_second_per_grid))`` where the reference multiplies an int64 arange by a Python float,
     which torch evaluates in float32; the same float32 product is formed here.
     """
-    if len(video_size_thw) != 3:
+    thw = _ints(video_size_thw, "video_size_thw")
+    if thw.shape != (3,):
         raise InvalidInputError(f"video_size_thw must be [t, h, w], got {video_size_thw!r}")
-    T, H, W = (int(v) for v in video_size_thw)
+    T, H, W = (int(v) for v in thw)
+    for name, v in (("tokens_per_second", tokens_per_second), ("video_second_per_grid", video_second_per_grid)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+            raise InvalidInputError(f"{name} must be a finite number, got {v!r}")
     m = spatial_merge_size
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m <= 0:
         raise InvalidInputError(f"spatial_merge_size must be a positive int, got {m!r}")
@@ -162,6 +180,24 @@ def recompute_mrope_positions(
     input_ids, multimodal_positions, mrope_positions, num_computed_tokens: int,
     vision_start_token_id: int, image_token_id: int, video_token_id: int,
 ) -> tuple[np.ndarray, int]:
+    """MRoPE positions after pruning (see :func:`_recompute_mrope_positions`).
+
+    Shapes that disagree with each other (a media item longer than its span, a position row of
+    the wrong length) raise :class:`InvalidInputError` naming numpy's complaint.
+    """
+    try:
+        return _recompute_mrope_positions(input_ids, multimodal_positions, mrope_positions, num_computed_tokens,
+                                          vision_start_token_id, image_token_id, video_token_id)
+    except InvalidInputError:
+        raise
+    except (ValueError, IndexError, TypeError) as e:
+        raise InvalidInputError(f"multimodal_positions do not fit input_ids / mrope_positions: {e}") from None
+
+
+def _recompute_mrope_positions(
+    input_ids, multimodal_positions, mrope_positions, num_computed_tokens: int,
+    vision_start_token_id: int, image_token_id: int, video_token_id: int,
+) -> tuple[np.ndarray, int]:
     """MRoPE positions after pruning, for chunked prefill (SPEC §4.4; vLLM reference 7987c3c8).
 
     ``input_ids``: the whole prompt (N ids). ``multimodal_positions``: the media items whose
@@ -171,17 +207,17 @@ def recompute_mrope_positions(
     An item is anchored after its ``<vision_start>``: the last one before ``num_computed_tokens``
     when the cursor is inside that media, else the next one.
     """
-    ids = np.asarray(input_ids, dtype=np.int64).ravel()
+    ids = _ints(input_ids, "input_ids").ravel()
     n = ids.size
-    pos = np.array(mrope_positions, dtype=np.int64, copy=True)
+    pos = _ints(mrope_positions, "mrope_positions").copy()
     if pos.ndim != 2 or pos.shape[1] != n:
         raise InvalidInputError(f"mrope_positions must be (3, {n}) for {n} input ids, got {pos.shape}")
-    nct = int(num_computed_tokens)
+    nct = int(_ints(num_computed_tokens, "num_computed_tokens"))
     if not 0 <= nct <= n:
         raise InvalidInputError(f"num_computed_tokens {nct} is outside [0, {n}]")
     media = (ids == image_token_id) | (ids == video_token_id)
     text = ~media
-    items = [np.asarray(p, dtype=np.int64) for p in multimodal_positions]
+    items = [_ints(p, f"multimodal_positions[{k}]") for k, p in enumerate(multimodal_positions)]
     if not items:
         return pos, _delta(pos, n)
     seen = int(media[:nct].sum())

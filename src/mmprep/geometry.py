@@ -142,7 +142,7 @@ def isaac_target_size_np(
         h, w = hf[mask], wf[mask]
         limit = min_num_patches if going_up else max_num_patches
         nodes = None if going_up else _bisection_nodes(lo0, hi0, eps)
-        if nodes is None:
+        if nodes is None or nodes.size < 2:
             final = _isaac_bisect(h, w, lo0, hi0, going_up, d, p, limit, eps)
         else:
             final = _isaac_scale_down_lookup(h, w, nodes, lo0, d, p, limit)

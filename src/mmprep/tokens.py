@@ -295,6 +295,13 @@ def expand(
 # -- the numbers a prompt prints -------------------------------------------------------------
 
 
+def _is_whole(value: Any) -> bool:
+    """An int (or an integral finite float), never a bool, None, NaN or string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return math.isfinite(value) and int(value) == value
+
+
 def glm_timestamp_text(version: str, second: int) -> str:
     """``"3"`` for GLM-4.1V, ``"3.0 seconds"`` for 4.6V (the value is whole seconds, T20)."""
     if version == "4.1v":
@@ -336,7 +343,7 @@ def nemotron_timestamps(frames_indices: Sequence[int], frame_duration_ms: int) -
     """Seconds per frame: ``int(idx) * ms / 1000.0`` (int product, then float division)."""
     out = []
     for i, idx in enumerate(frames_indices):
-        if isinstance(idx, bool) or int(idx) != idx or idx < 0:
+        if not _is_whole(idx) or idx < 0:
             raise InvalidInputError(f"frame {i}: frame index must be a non-negative int, got {idx!r}")
         out.append(int(idx) * frame_duration_ms / 1000.0)
     return out
@@ -364,8 +371,11 @@ def nemotron_tokens_per_frame(image_size: int, patch_size: int, downsample_ratio
 
 def nemotron_evs_frame_tokens(tokens_per_frame: int, num_frames: int, pruning_rate: float | None) -> list[int]:
     """Per-frame placeholder tokens: ``[F]*T`` without EVS; ``[R, 0, ..., 0]`` with it (T32)."""
-    if num_frames <= 0:
-        raise InvalidInputError(f"a video needs at least one frame, got {num_frames}")
+    if not _is_whole(num_frames) or num_frames <= 0:
+        raise InvalidInputError(f"a video needs a positive int number of frames, got {num_frames!r}")
+    if not _is_whole(tokens_per_frame) or tokens_per_frame <= 0:
+        raise InvalidInputError(f"tokens per frame must be a positive int, got {tokens_per_frame!r}")
+    num_frames, tokens_per_frame = int(num_frames), int(tokens_per_frame)
     if pruning_rate is not None:
         from .evs import check_rate
 
@@ -401,7 +411,13 @@ def glm_video_pieces(spec: Any, timestamps: Sequence[int], grid: Sequence[int]) 
     ``grid`` is ``video_grid_thw`` in patches; one timestamp per temporal group is required
     (vLLM does not check it; a mismatch desynchronises placeholders and encoder rows, §3.4).
     """
+    if len(grid) != 3 or not all(_is_whole(v) and v > 0 for v in grid):
+        raise InvalidInputError(f"video grid must be three positive ints (t, h, w), got {list(grid)!r}")
     t, h, w = (int(v) for v in grid)
+    for i, second in enumerate(timestamps):
+        if isinstance(second, bool) or not isinstance(second, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(second) or second < 0:
+            raise InvalidInputError(f"temporal group {i}: timestamp must be a non-negative number of seconds, got {second!r}")
     if len(timestamps) != t:
         raise InvalidInputError(
             f"video has {len(timestamps)} timestamps but grid_t = {t} temporal groups; they must be equal"
@@ -438,7 +454,7 @@ def nemotron_video_pieces(
         raise InvalidInputError("a video needs at least one frame, got 0")
     pieces: list[Piece] = []
     for i, (ts, n) in enumerate(zip(timestamps, frame_tokens)):
-        if isinstance(n, bool) or int(n) != n or n < 0:
+        if not _is_whole(n) or n < 0:
             raise InvalidInputError(f"frame {i}: token count must be a non-negative int, got {n!r}")
         pieces += [Piece(nemotron_separator(i, ts), kind="text"), Piece(spec.img_start_token),
                    Piece(spec.img_context_token, int(n), feature=True), Piece(spec.img_end_token)]

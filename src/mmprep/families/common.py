@@ -28,6 +28,43 @@ def with_overrides(spec: S, overrides: dict[str, Any]) -> S:
     return dataclasses.replace(spec, **overrides)  # type: ignore[type-var]
 
 
+def check_spec(spec: Any, *, non_negative: tuple[str, ...] = (), any_int: tuple[str, ...] = ()) -> None:
+    """Reject spec values no checkpoint can have: non-int sizes, sizes <= 0, NaN/inf floats.
+
+    Int fields must be ints >= 1 (``non_negative``: >= 0, ``any_int``: any int, e.g. "<= 0 means
+    no cap"); float fields must be finite and > 0 unless listed in ``non_negative``. ``None`` is
+    allowed where the field's default is ``None``-able (its annotation says so).
+    """
+    for f in dataclasses.fields(spec):
+        v = getattr(spec, f.name)
+        kind = str(f.type)
+        if v is None and "None" in kind:
+            continue
+        if kind.startswith("int") or kind.startswith("float") or kind.startswith("bool"):
+            pass
+        else:
+            continue
+        if kind.startswith("bool"):
+            if not isinstance(v, (bool, np.bool_)):
+                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be a bool, got {v!r}")
+            continue
+        is_int = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+        if kind.startswith("int"):
+            if not is_int:
+                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be an int, got {v!r}")
+            floor = None if f.name in any_int else (0 if f.name in non_negative else 1)
+        else:
+            if not (is_int or isinstance(v, (float, np.floating))) or not np.isfinite(v):
+                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be a finite number, got {v!r}")
+            if f.name in any_int:
+                continue
+            floor = 0 if f.name in non_negative else None
+            if floor is None and v <= 0:
+                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be positive, got {v!r}")
+        if floor is not None and v < floor:
+            raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be >= {floor}, got {v!r}")
+
+
 def check_on_error(on_error: str) -> None:
     if on_error not in ON_ERROR:
         raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")

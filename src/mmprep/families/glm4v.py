@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InvalidInputError, item_prefix
 from ..geometry import MAX_RATIO, check_size, smart_resize, smart_resize_np
 from ..types import ImagePlan
-from .common import finish_counts, size_arrays, with_overrides
+from .common import check_spec, finish_counts, size_arrays, with_overrides
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -114,6 +114,7 @@ class Glm4v:
 
     def __init__(self, spec: GlmSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or GlmSpec(), overrides)
+        check_spec(self.spec, non_negative=tuple(f for f in GlmSpec.__dataclass_fields__ if f.endswith("_id")))
         if self.spec.version not in ("4.1v", "4.6v"):
             raise InvalidInputError(f"GlmSpec.version must be '4.1v' or '4.6v', got {self.spec.version!r}")
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InvalidInputError, item_prefix
 from ..geometry import check_size, isaac_target_size, isaac_target_size_np
 from ..types import ImagePlan
-from .common import finish_counts, size_arrays, with_overrides
+from .common import check_spec, finish_counts, size_arrays, with_overrides
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class Isaac:
 
     def __init__(self, spec: IsaacSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or IsaacSpec(), overrides)
+        check_spec(self.spec)
         s = self.spec
         if s.min_num_patches is not None and s.min_num_patches > s.max_num_patches:
             raise InvalidInputError(

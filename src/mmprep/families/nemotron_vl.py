@@ -23,7 +23,7 @@ from ..geometry import (
     internvl_target_ratios,
 )
 from ..types import ImagePlan, RequestPlan, TileLayout
-from .common import finish_counts, size_arrays, with_overrides
+from .common import check_spec, finish_counts, size_arrays, with_overrides
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -130,6 +130,7 @@ class NemotronVL:
 
     def __init__(self, spec: NemotronSpec | None = None, **overrides: Any):
         self.spec = s = with_overrides(spec or NemotronSpec(), overrides)
+        check_spec(s, non_negative=("video_fps", "video_pruning_rate"), any_int=("max_num_patches",))
         if s.dynamic:
             if s.use_thumbnail:
                 raise InvalidInputError("the dynamic-resolution tiler has no thumbnail (use_thumbnail must be False)")
