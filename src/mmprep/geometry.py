@@ -59,11 +59,7 @@ def as_size_arrays(heights, widths) -> tuple[np.ndarray, np.ndarray]:
                 raise InvalidInputError(f"item {i}: {name[:-1]} must be a positive int, got {a.ravel()[i]!r}")
         elif a.dtype.kind not in "iu":
             raise InvalidInputError(f"{name} must be numeric, got dtype {a.dtype}")
-    return h.astype(np.int64), w.astype(np.int64)
-
-
-def first_bad(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask.ravel())[0])
+    return h.astype(np.int64, copy=False), w.astype(np.int64, copy=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,7 +302,8 @@ def smart_resize_np(
     min_pixels: int,
     max_pixels: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorized :func:`smart_resize`; returns ``(h_bar, w_bar, ratio_ok)``.
+    """Vectorized :func:`smart_resize`; returns ``(h_bar, w_bar, ratio_ok)`` as float64 arrays
+    of whole numbers (and a bool mask).
 
     ``ratio_ok`` is False where the scalar version raises for the aspect ratio (the caller
     decides how to report it). Products are formed in float64 exactly as Python would with ints
@@ -319,35 +316,39 @@ def smart_resize_np(
     w = widths.astype(np.float64)
     small = (h < f) | (w < f)
     if small.any():
-        with np.errstate(divide="ignore"):
-            scale = np.maximum(f / h, f / w)
-        h = np.where(small, np.trunc(h * scale), h)
-        w = np.where(small, np.trunc(w * scale), w)
+        hs, ws = h[small], w[small]
+        scale = np.maximum(f / hs, f / ws)
+        h[small] = np.trunc(hs * scale)
+        w[small] = np.trunc(ws * scale)
     lo = np.minimum(h, w)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_ok = (lo > 0) & (np.maximum(h, w) / lo <= MAX_RATIO)
-    h_bar = np.rint(h / f) * f
-    w_bar = np.rint(w / f) * f
+    # max/min > 200 exactly as the float division decides it: both are whole numbers far below
+    # 2**40, where the quotient's rounding cannot cross 200
+    ratio_ok = (np.maximum(h, w) <= MAX_RATIO * lo) & (lo > 0)
+    h_bar = h / f
+    np.rint(h_bar, out=h_bar)
+    h_bar *= f
+    w_bar = w / f
+    np.rint(w_bar, out=w_bar)
+    w_bar *= f
     t_bar = float(round(num_frames / temporal_factor) * temporal_factor)
-    vol = t_bar * h_bar * w_bar
+    vol = h_bar * w_bar
+    vol *= t_bar
     big = vol > max_pixels
-    tiny = ~big & (vol < min_pixels)
-    hw = h * w  # exact: Python's int product, below 2**53
-    if big.any():
+    tiny = vol < min_pixels
+    for mask, is_big in ((big, True), (tiny & ~big, False)):
+        if not mask.any():
+            continue
+        hm, wm = h[mask], w[mask]
         with np.errstate(divide="ignore", invalid="ignore"):
-            beta = np.sqrt((num_frames * hw) / max_pixels)
-            bh = np.maximum(f, np.floor(h / beta / f) * f)
-            bw = np.maximum(f, np.floor(w / beta / f) * f)
-        h_bar = np.where(big, bh, h_bar)
-        w_bar = np.where(big, bw, w_bar)
-    if tiny.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            beta = np.sqrt(min_pixels / (num_frames * hw))
-            th = np.ceil(h * beta / f) * f
-            tw = np.ceil(w * beta / f) * f
-        h_bar = np.where(tiny, th, h_bar)
-        w_bar = np.where(tiny, tw, w_bar)
-    return h_bar.astype(np.int64), w_bar.astype(np.int64), ratio_ok
+            if is_big:
+                beta = np.sqrt((num_frames * (hm * wm)) / max_pixels)
+                h_bar[mask] = np.maximum(f, np.floor(hm / beta / f) * f)
+                w_bar[mask] = np.maximum(f, np.floor(wm / beta / f) * f)
+            else:
+                beta = np.sqrt(min_pixels / (num_frames * (hm * wm)))
+                h_bar[mask] = np.ceil(hm * beta / f) * f
+                w_bar[mask] = np.ceil(wm * beta / f) * f
+    return h_bar, w_bar, ratio_ok
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,16 +440,17 @@ def internvl_grid_np(
     upper = np.searchsorted(t.values, aspect)
     np.minimum(upper, last, out=upper)
     lower = np.maximum(upper - 1, 0)
-    d_lo = np.abs(aspect - t.values[lower])
-    d_hi = np.abs(aspect - t.values[upper])
+    d_lo = np.abs(aspect - np.take(t.values, lower))
+    d_hi = np.abs(aspect - np.take(t.values, upper))
     group = np.where(d_hi < d_lo, upper, lower)
-    # members passing the area test form a prefix of the group (thresholds ascend)
-    passed = np.zeros(group.shape, np.int64)
-    for m in range(t.area_thr.shape[0]):
-        passed += t.area_thr[m][group] < area
-    member = np.maximum(passed - 1, 0)
-    chosen = t.index[group, member]
-    cols, rows = t.cols[chosen], t.rows[chosen]
+    # members passing the area test form a prefix of the group (thresholds ascend), so the
+    # chosen member's position is the number of passes after the first member
+    width = t.area_thr.shape[0]
+    member = np.zeros(group.shape, np.int64)
+    for m in range(1, width):
+        member += np.take(t.area_thr[m], group) < area
+    chosen = np.take(t.index.ravel(), group * width + member)
+    cols, rows = np.take(t.cols, chosen), np.take(t.rows, chosen)
     tie = (d_lo == d_hi) & (lower != upper)
     for i in np.flatnonzero(tie):  # two groups at exactly the same distance: scan like vLLM
         cols[i], rows[i] = internvl_closest_ratio(int(widths[i]), int(heights[i]), t.ratios, tile_size)

@@ -80,9 +80,9 @@ def size_arrays(heights, widths, on_error: str) -> tuple[np.ndarray, np.ndarray,
         raise InvalidInputError(
             f"{item_prefix(i)}image size must be positive, got {int(h.ravel()[i])}x{int(w.ravel()[i])}"
         )
-    safe_h = np.where(bad, 1, h)
-    safe_w = np.where(bad, 1, w)
-    return safe_h, safe_w, ~bad
+    if not bad.any():
+        return h, w, ~bad
+    return np.where(bad, 1, h), np.where(bad, 1, w), ~bad
 
 
 def finish_counts(counts: np.ndarray, ok: np.ndarray, on_error: str, why) -> np.ndarray:

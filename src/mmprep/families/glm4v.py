@@ -149,7 +149,8 @@ class Glm4v:
             s.temporal_patch_size, h.ravel(), w.ravel(), s.temporal_patch_size, s.factor,
             s.image_min_pixels, s.image_max_pixels,
         )
-        counts = (rh // s.patch_size) * (rw // s.patch_size) // s.merge_size**2
+        # both sides are multiples of patch*merge, so this division is exact in float64
+        counts = (rh * rw) / float(s.factor * s.factor)
         ok = ok.ravel() & ratio_ok
         hr, wr = h.ravel(), w.ravel()
         return finish_counts(
