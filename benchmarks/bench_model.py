@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         dec = dict(batch=8, length=2048, new=64)
     result = dict(
         stage="model", model="glm-4.1v", small=args.small, device=str(device),
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         dtype=str(dtype).removeprefix("torch."), attention_backend=mm.attention_backend(device), fa3=fa3,
         compiled=args.compile,
         vision_a=bench_vision(hf, ours, cfg, sizes_a, device, dtype, args.repeats),
