@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--fa3", action="store_true", help="switch torch's flash kernels to FA3 (Hopper)")
     ap.add_argument("--compile", action="store_true", help="torch.compile our repeated blocks (warm-up compiles)")
+    ap.add_argument("--profile", action="store_true",
+                    help="after timing, print torch.profiler's top kernels of our vision_a and decoder to stderr")
     args = ap.parse_args(argv)
 
     import mmprep.models as mm
@@ -171,7 +173,32 @@ def main(argv: list[str] | None = None) -> None:
         versions=dict(torch=torch.__version__, transformers=__import__("transformers").__version__,
                       python=platform.python_version()),
     )
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
+    if args.profile:
+        profile(ours, cfg, sizes_a, dec, device, dtype)
+
+
+def profile(ours, cfg, sizes, dec: dict, device, dtype) -> None:
+    """Where our time goes: the top kernels of one vision_a forward and one short generation."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    grid = images_grid(sizes)
+    pix = torch.randn(int(grid.prod(-1).sum()), cfg.vision.patch_dim, device=device, dtype=dtype)
+    ids = torch.randint(1000 % ours.cfg.text.vocab_size, ours.cfg.text.vocab_size - 1,
+                        (dec["batch"], dec["length"]), device=device)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    for name, fn in (("vision_a", lambda: ours.visual(pix, grid)),
+                     ("generate", lambda: ours.generate({"input_ids": ids}, max_new_tokens=8, stop_token_ids=()))):
+        with torch.inference_mode():
+            fn()
+            with torch_profile(activities=acts) as prof:
+                fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+        print(f"== profile {name} ==", file=sys.stderr)
+        print(prof.key_averages().table(sort_by=sort, row_limit=18, max_name_column_width=70), file=sys.stderr)
 
 
 if __name__ == "__main__":

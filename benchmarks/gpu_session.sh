@@ -1,40 +1,65 @@
 #!/usr/bin/env bash
-# Every GPU check of the model layer in one command, for a machine with CUDA (the H100 lent
-# through `device`, 10 minutes a call): the GPU tests, then the model benchmark plain, with FA3
-# and with torch.compile. Writes gpu_tests.log and bench_*.json to $OUT (or ./gpu_out).
+# Every GPU check of the model layer in one command, for a machine with CUDA (the H100/H200 lent
+# through `device`): the GPU tests, then the model benchmark plain and with FA3 (and, when asked,
+# with torch.compile). Each stage has its own timeout so the default call ends within 8 minutes.
+# Writes env.txt, gpu_tests.log and bench_<stage>.json/.err to $OUT (or ./gpu_out).
 #
-#   bash benchmarks/gpu_session.sh tests plain fa3     # one device call (under 10 minutes)
+#   bash benchmarks/gpu_session.sh                     # tests plain fa3   (one device call, < 8 min)
 #   bash benchmarks/gpu_session.sh compile             # a second call: torch.compile warm-up is long
-#   bash benchmarks/gpu_session.sh                     # all four stages (over one call's limit)
+#   bash benchmarks/gpu_session.sh --dry-run           # every stage on the CPU with tiny sizes (CI)
 #
 # Uses the machine's own python3 (torch, transformers, tokenizers, safetensors are there);
-# mmprep runs from src/ without installing.
+# mmprep runs from src/ without installing. Exit status: non-zero when any stage failed.
 set -u
 cd "$(dirname "$0")/.."
+dry=0
+stages=()
+for a in "$@"; do
+  case $a in
+    --dry-run) dry=1 ;;
+    tests|plain|fa3|compile) stages+=("$a") ;;
+    *) echo "unknown stage $a (tests, plain, fa3, compile, --dry-run)" >&2; exit 2 ;;
+  esac
+done
+[ ${#stages[@]} -eq 0 ] && stages=(tests plain fa3)
 out=${OUT:-gpu_out}
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
+small=()
+[ $dry = 1 ] && small=(--small --device cpu --repeats 1)
 
 $py - <<'EOF' 2>&1 | tee "$out/env.txt"
-import torch, transformers
-print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available(),
-      torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+import platform, torch, transformers
+print("torch", torch.__version__, "transformers", transformers.__version__, "python", platform.python_version(),
+      "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 import mmprep.models as mm
-print("attention backend:", mm.attention_backend("cuda"))
+print("attention backend:", mm.attention_backend("cuda" if torch.cuda.is_available() else "cpu"))
 EOF
 
-stages=${*:-tests plain fa3 compile}
-for stage in $stages; do
+failed=0
+for stage in "${stages[@]}"; do
+  start=$SECONDS
   case $stage in
-    tests) timeout 180 $py -m pytest -q -p no:cacheprovider tests/test_models_gpu.py \
-             tests/test_models_flash_plumbing.py 2>&1 | tee "$out/gpu_tests.log"
-           continue ;;
-    plain) flags= ;;
-    fa3) flags=--fa3 ;;
-    compile) flags="--fa3 --compile" ;;
-    *) echo "unknown stage $stage (tests, plain, fa3, compile)" >&2; exit 2 ;;
+    tests)
+      set -o pipefail
+      timeout 150 $py -m pytest -q -p no:cacheprovider -m "gpu or not gpu" tests/test_models_gpu.py \
+        tests/test_models_flash_plumbing.py 2>&1 | tee "$out/gpu_tests.log" | tail -15 || failed=1
+      set +o pipefail
+      echo "stage tests: $((SECONDS - start)) s"
+      continue ;;
+    plain) flags=(--profile) ;;
+    fa3) flags=(--fa3) ;;
+    compile) flags=(--fa3 --compile) ;;
   esac
-  timeout 200 $py benchmarks/bench_model.py $flags 2>"$out/bench_$stage.err" | tee "$out/bench_$stage.json"
-  tail -3 "$out/bench_$stage.err"
+  if timeout 140 $py benchmarks/bench_model.py "${flags[@]}" "${small[@]}" \
+      2>"$out/bench_$stage.err" >"$out/bench_$stage.json"; then
+    cat "$out/bench_$stage.json"
+  else
+    failed=1
+    echo "stage $stage FAILED (exit $?)"
+    tail -5 "$out/bench_$stage.err"
+  fi
+  echo "stage $stage: $((SECONDS - start)) s"
 done
+exit $failed

@@ -126,7 +126,7 @@ def activate_hopper_flash(impl: str = "FA3") -> bool:
         return False
     try:
         activate_flash_attention_impl(impl)
-    except (RuntimeError, ValueError):  # kernel package missing or not a Hopper GPU
+    except (ImportError, RuntimeError, ValueError):  # kernel package (flash_attn_interface) missing, not Hopper
         return False
     return True
 

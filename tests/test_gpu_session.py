@@ -1,0 +1,36 @@
+"""The GPU session script starts every stage on the CPU (``--dry-run``), so the one device call
+it exists for cannot fail on a typo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_session_dry_run_runs_every_default_stage(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path)}
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh", "--dry-run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "passed" in (tmp_path / "gpu_tests.log").read_text()
+    for stage in ("plain", "fa3"):
+        line = json.loads((tmp_path / f"bench_{stage}.json").read_text())
+        assert line["small"] is True and line["vision_a"]["max_abs_diff"] < 1e-4
+    assert "== profile vision_a ==" in (tmp_path / "bench_plain.err").read_text()
+
+
+def test_gpu_session_rejects_an_unknown_stage(tmp_path):
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh", "warp"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "OUT": str(tmp_path)})
+    assert proc.returncode == 2 and "unknown stage" in proc.stderr
