@@ -17,16 +17,20 @@ from typing import Any
 from .errors import (
     BudgetError,
     InvalidInputError,
+    UnsupportedModalityError,
     MediaError,
     MmprepError,
     UnknownModelError,
     WeightsError,
 )
+from .family import Family
 from .loading import MODEL_NAMES, load
 from .types import (
     AudioBatch,
+    AudioMetadata,
     AudioPlan,
     Batch,
+    ImageMetadata,
     ImagePlan,
     PixelBatch,
     RequestPlan,
@@ -39,13 +43,14 @@ __version__ = "0.1.0"
 
 # name -> module, imported on first attribute access (keeps `import mmprep` light)
 _LAZY = {
-    "read_image": "media",
-    "probe_image": "media",
-    "read_frames": "video",
-    "probe_video": "video",
-    "read_audio": "audio",
-    "probe_audio": "audio",
+    "read_image": "io.image",
+    "probe_image": "io.image",
+    "read_frames": "io.video",
+    "probe_video": "io.video",
+    "read_audio": "io.audio",
+    "probe_audio": "io.audio",
     "models": "models",
+    "evs": "evs",
 }
 
 
@@ -58,7 +63,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "MODEL_NAMES", "AudioBatch", "AudioPlan", "Batch", "BudgetError", "ImagePlan",
-    "InvalidInputError", "MediaError", "MmprepError", "PixelBatch", "RequestPlan", "TileLayout",
-    "UnknownModelError", "VideoMetadata", "VideoPlan", "WeightsError", "load", *_LAZY,
+    "MODEL_NAMES", "AudioBatch", "AudioMetadata", "AudioPlan", "Batch", "BudgetError", "Family",
+    "ImageMetadata", "ImagePlan", "InvalidInputError", "MediaError", "MmprepError", "PixelBatch",
+    "RequestPlan", "TileLayout", "UnknownModelError", "UnsupportedModalityError", "VideoMetadata",
+    "VideoPlan", "WeightsError", "load", *_LAZY,
 ]

@@ -20,6 +20,10 @@ class MediaError(InvalidInputError):
     """Media that cannot be read: corrupt, truncated, empty, unsupported or too large."""
 
 
+class UnsupportedModalityError(InvalidInputError):
+    """A modality the model does not take (Isaac video, GLM audio, the 12B Nemotron's audio)."""
+
+
 class BudgetError(MmprepError):
     """A token or patch budget that cannot be met (context too short, too many rounds)."""
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .errors import UnknownModelError
 from .families.glm4v import Glm4v, GlmSpec
+from .families.glm4v.spec import VERSIONS as GLM_VERSIONS
 from .families.isaac import Isaac, IsaacSpec
-from .families.nemotron_vl import OMNI, NemotronSpec, NemotronVL
-
-Family = Union[Isaac, NemotronVL, Glm4v]
+from .families.nemotron import NemotronSpec, NemotronVL
+from .families.nemotron.spec import OMNI
+from .family import Family
 
 # name -> (constructor, preset overrides); HF repo ids are aliases (matched case-insensitively)
 _PRESETS: dict[str, tuple[Any, dict[str, Any]]] = {
@@ -24,8 +25,7 @@ _PRESETS: dict[str, tuple[Any, dict[str, Any]]] = {
     "nemotron-nano-vl": (NemotronVL, {}),
     "nemotron-3-nano-omni": (NemotronVL, OMNI),
     "glm-4.1v": (Glm4v, {}),
-    "glm-4.6v": (Glm4v, dict(version="4.6v", image_token_id=151363, video_token_id=151364,
-                             max_position_embeddings=131_072)),
+    "glm-4.6v": (Glm4v, dict(version="4.6v", **GLM_VERSIONS["4.6v"])),
 }
 _ALIASES = {
     "perceptronai/isaac-0.1": "isaac",

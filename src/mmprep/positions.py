@@ -113,53 +113,6 @@ def _grid_pattern(t: int, h: int, w: int) -> np.ndarray:
     return np.indices((t, h, w), dtype=np.int64).reshape(3, -1)
 
 
-def _glm_block(start: int, t: int, h: int, w: int) -> np.ndarray:
-    """GLM: the whole grid shifted by ``start`` on all three rows (SPEC §6.1)."""
-    return _grid_pattern(t, h, w) + start
-
-
-def glm_mrope_positions(
-    num_tokens: int, features: Sequence, spatial_merge_size: int = 2
-) -> tuple[np.ndarray, int]:
-    """GLM-4.1V/4.6V positions ``(3, L)`` int64 and the delta, vectorized per block."""
-    blocks = _llm_blocks(num_tokens, features, spatial_merge_size, ("image", "video"))
-    out = np.empty((3, num_tokens), dtype=np.int64)
-    st = nxt = 0  # st: next unwritten token; nxt: the position text continues from
-    for offset, t, h, w in blocks:
-        out[:, st:offset] = np.arange(nxt, nxt + offset - st)
-        start = nxt + offset - st
-        n = t * h * w
-        out[:, offset:offset + n] = _glm_block(start, t, h, w)
-        nxt = start + max(t, h, w)  # max over all rows of the block, + 1
-        st = offset + n
-    out[:, st:] = np.arange(nxt, nxt + num_tokens - st)
-    return out, int(out.max()) + 1 - num_tokens
-
-
-def isaac_mrope_positions(
-    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2
-) -> tuple[np.ndarray, int]:
-    """Isaac positions ``(3, L)`` int64 and the delta: offset on the t row only (T6, T7)."""
-    blocks = _llm_blocks(num_tokens, features, pixel_shuffle_scale, ("image",))
-    out = np.empty((3, num_tokens), dtype=np.int64)
-    st = nxt = 0
-    last_t = None
-    for offset, _, h, w in blocks:
-        out[:, st:offset] = np.arange(nxt, nxt + offset - st)
-        start = nxt + offset - st
-        n = h * w
-        block = _grid_pattern(1, h, w)
-        block[0] += start
-        out[:, offset:offset + n] = block
-        nxt = max(start, h - 1, w - 1) + 1  # text between images: max over all rows + 1
-        last_t = start
-        st = offset + n
-    if st < num_tokens:
-        tail = nxt if last_t is None else last_t + 1  # text after the last image: t + 1
-        out[:, st:] = np.arange(tail, tail + num_tokens - st)
-    return out, int(out.max()) + 1 - num_tokens
-
-
 def decode_positions(delta: int, start: int, count: int) -> np.ndarray:
     """Positions ``(3, count)`` of generated tokens at absolute indices ``start..start+count-1``."""
     return np.broadcast_to(np.arange(start, start + count, dtype=np.int64) + delta, (3, count)).copy()
@@ -182,53 +135,3 @@ def batch_positions(
 # -- slow references (tests only): the seed algorithms, one token at a time -----------------
 
 
-def glm_mrope_positions_reference(
-    num_tokens: int, features: Sequence, spatial_merge_size: int = 2
-) -> tuple[np.ndarray, int]:
-    """Token-by-token GLM positions: each segment starts at the previous segment's max + 1."""
-    blocks = _llm_blocks(num_tokens, features, spatial_merge_size, ("image", "video"))
-    rows: list[list[int]] = [[], [], []]
-    segments: list[list[tuple[int, int, int]]] = []
-    st = 0
-    for offset, t, h, w in blocks:
-        base = max(max(p) for p in segments[-1]) + 1 if segments else 0
-        segments.append([(base + k,) * 3 for k in range(offset - st)])
-        base += offset - st
-        segments.append([(base + a, base + b, base + c)
-                         for a in range(t) for b in range(h) for c in range(w)])
-        st = offset + t * h * w
-    if st < num_tokens:
-        base = max(max(p) for p in segments[-1]) + 1 if segments else 0
-        segments.append([(base + k,) * 3 for k in range(num_tokens - st)])
-    for seg in segments:
-        for p in seg:
-            for r in range(3):
-                rows[r].append(p[r])
-    arr = np.array(rows, dtype=np.int64)
-    return arr, int(arr.max()) + 1 - num_tokens
-
-
-def isaac_mrope_positions_reference(
-    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2
-) -> tuple[np.ndarray, int]:
-    """Token-by-token Isaac positions (offset on t only; trailing text from the last t + 1)."""
-    blocks = _llm_blocks(num_tokens, features, pixel_shuffle_scale, ("image",))
-    cols: list[tuple[int, int, int]] = []
-    seg_max = None  # max over all rows of the last segment written
-    last_t = None
-    st = 0
-    for offset, _, h, w in blocks:
-        base = seg_max + 1 if seg_max is not None else 0
-        text = [(base + k,) * 3 for k in range(offset - st)]
-        cols += text
-        start = base + len(text)
-        image = [(start, y, x) for y in range(h) for x in range(w)]
-        cols += image
-        seg_max = max(max(c) for c in image)
-        last_t = image[-1][0]
-        st = offset + h * w
-    if st < num_tokens:
-        base = last_t + 1 if last_t is not None else 0
-        cols += [(base + k,) * 3 for k in range(num_tokens - st)]
-    arr = np.array(cols, dtype=np.int64).T.reshape(3, -1)
-    return arr, int(arr.max()) + 1 - num_tokens

@@ -1,18 +1,13 @@
-"""Video frame samplers: which frames a model sees and the timestamps its prompt prints.
+"""Family-neutral pieces of video frame sampling: the sampler result type, argument checks and
+two rules more than one sampler uses (:func:`fps_indices`, :func:`linspace_int`).
 
-Pure functions of a frame count and a metadata dict (SPEC §3), exact to the reference:
-
-* :func:`glm41v_sample_frames` - vLLM ``_get_video_second_idx_glm4v`` (GLM-4.1V).
-* :func:`glm46v_sample_frames` - vLLM ``_get_video_second_idx_glm46v`` (GLM-4.6V).
-* :func:`opencv_sample_frames` / :func:`opencv_dynamic_sample_frames` - vLLM's ``opencv`` and
-  ``opencv_dynamic`` video loaders, which pick Nemotron's frames before its processor runs.
-
-``metadata`` is the dict vLLM hands the processor: ``fps`` (container frames/s),
-``total_num_frames``, ``duration`` (s), ``do_sample_frames``, ``frames_indices``. A *missing* key
+The samplers themselves live with their family (``families/glm4v/sampling.py``,
+``families/nemotron/sampling.py``). ``metadata`` is the dict vLLM hands the processor: ``fps``,
+``total_num_frames``, ``duration`` (s), ``do_sample_frames``, ``frames_indices``; a *missing* key
 and a key set to a value differ, exactly as ``dict.get`` defaults differ in the reference.
 
 Floats follow SPEC §0.2: every product and quotient is formed in the order the reference writes
-it (traps T23, T25, T35); numpy is used only where it computes the same doubles.
+it (traps T23, T25, T35).
 """
 
 from __future__ import annotations
@@ -25,18 +20,13 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-GLM46V_FPS_THRESHOLDS = ((30, 3), (300, 1), (2400, 0.5))  # DYNAMIC_FPS_THRES: (max s, fps)
-GLM46V_MAX_FRAMES = 640  # MAX_FRAME_COUNT_DYNAMIC
-GLM46V_MAX_DURATION = 2400  # s, MAX_DURATION
-
 
 @dataclass(frozen=True)
 class FrameSample:
     """A sampler's answer: frame indices into the original video and the prompt timestamps.
 
-    GLM: ``timestamps`` are int seconds, one per temporal pair (``[::2]`` after de-duplication
-    and even padding). Nemotron loaders: ``timestamps`` is empty (the family computes them from
-    ``frame_duration_ms``). ``branch`` and ``num_before_dedupe`` say how the indices came about.
+    ``timestamps`` are what the sampler itself prints (int seconds, one per temporal group), or
+    empty when the family derives them later from the frame indices. ``branch`` and ``num_before_dedupe`` say how the indices came about.
     """
 
     frame_indices: tuple[int, ...]
@@ -118,21 +108,18 @@ def dedupe_keep_first(indices) -> list[int]:
     return arr[np.sort(first)].tolist()
 
 
-def _glm_finish(indices, video_fps) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Dedupe, pad to even by repeating the last index, one ``int(idx / fps)`` per pair."""
-    uniq = dedupe_keep_first(indices)
-    if len(uniq) & 1:
-        uniq.append(uniq[-1])
-    # int(idx / fps): a correctly rounded double quotient, then truncation (idx < 2**53)
-    secs = np.trunc(np.asarray(uniq, dtype=np.float64) / float(video_fps)).astype(np.int64)
-    return tuple(uniq), tuple(secs[::2].tolist())
-
-
 # -- GLM-4.1V --------------------------------------------------------------------------------
 
 
-def _glm41v_fps_indices(duration, video_fps, max_idx: int, fps, max_duration) -> tuple[list[int], str]:
-    """SPEC §3.2 steps 3-4 (shared with vLLM's ``opencv_dynamic`` loader)."""
+# -- GLM-4.6V --------------------------------------------------------------------------------
+
+
+# -- Nemotron: vLLM's video loaders ------------------------------------------------------------
+
+
+def fps_indices(duration, video_fps, max_idx: int, fps, max_duration) -> tuple[list[int], str]:
+    """Frames at ``fps`` per second up to ``max_duration`` s, else evenly over it (SPEC §3.2 steps 3-4):
+    GLM-4.1V's sampler and vLLM's ``opencv_dynamic`` loader share this rule."""
     if duration <= max_duration:
         n = int(math.floor(duration * fps))
         # i * video_fps first, then / fps: the reference's order
@@ -145,167 +132,5 @@ def _glm41v_fps_indices(duration, video_fps, max_idx: int, fps, max_duration) ->
     return np.minimum(max_idx, np.ceil(seconds * video_fps)).astype(np.int64).tolist(), "linspace_seconds"
 
 
-def glm41v_sample_frames(
-    total_frames: int, metadata: Mapping[str, Any], *, fps: float = 2, max_duration: float = 300
-) -> FrameSample:
-    """GLM-4.1V frames and timestamps (SPEC §3.2).
-
-    ``total_frames``: frames vLLM received (``len(video_array)``), used when metadata has no
-    ``total_num_frames``. ``fps``/``max_duration``: the video processor's sampling rate
-    (frames/s) and cap (s). ``metadata["do_sample_frames"]`` is required, as in the reference.
-    An empty result (a clip shorter than one sampling period) is returned as is.
-    """
-    fps = _check_fps(fps, "video processor fps")
-    _check_duration(max_duration)
-    video_fps, meta_frames, duration = _common(metadata, total_frames, fps)
-    if "do_sample_frames" not in metadata:
-        raise InvalidInputError("GLM-4.1V needs metadata['do_sample_frames'] (vLLM raises KeyError)")
-    if not metadata["do_sample_frames"]:
-        indices, branch = _passthrough(metadata, meta_frames), "passthrough"
-    else:
-        indices, branch = _glm41v_fps_indices(duration, video_fps, meta_frames - 1, fps, max_duration)
-    frames, stamps = _glm_finish(indices, video_fps)
-    return FrameSample(frames, stamps, branch, len(indices))
-
-
-# -- GLM-4.6V --------------------------------------------------------------------------------
-
-
-def glm46v_target_fps(duration) -> tuple[Any, Any]:
-    """``(effective_duration, target_fps)``: duration capped at 2400 s, then 3 / 1 / 0.5 fps."""
-    eff = min(duration, GLM46V_MAX_DURATION)
-    for limit, target in GLM46V_FPS_THRESHOLDS[:-1]:
-        if eff <= limit:
-            return eff, target
-    return eff, GLM46V_FPS_THRESHOLDS[-1][1]
-
-
-def glm46v_loop(meta_frames: int, video_fps, tps: int, target_fps, max_second: int) -> list[int]:
-    """The reference's float-accumulator loop, vectorized with the same doubles (T25).
-
-    Reference: for each frame k (stamp ``k * (1/fps)``), when ``stamp >= cur``: take k, then
-    ``cur += 1/(tps*target_fps)`` and stop once ``cur >= max_second``. ``np.cumsum`` adds
-    sequentially, so ``cur`` after j picks is bit-equal to the loop's. Pick j is the first frame
-    at or after ``cur_j`` that comes after pick j-1: ``k_j = max(k_{j-1} + 1, first_j)``.
-    """
-    inv = 1 / (tps * target_fps)
-    dpf = 1 / video_fps
-    # picks are bounded by the frame count and by the stop rule (cur_j grows by inv per pick)
-    n_cur = int(min(meta_frames, math.ceil(max_second / inv) + 2 if inv > 0 else meta_frames))
-    cur = np.empty(n_cur + 1)
-    cur[0] = 0.0
-    np.cumsum(np.full(n_cur, inv), out=cur[1:])
-    stamps = np.arange(meta_frames, dtype=np.float64) * dpf
-    first = np.searchsorted(stamps, cur[:n_cur], side="left")
-    j = np.arange(n_cur)
-    picks = j + np.maximum.accumulate(first - j)
-    count = int((picks < meta_frames).sum())  # picks strictly increase: a prefix is valid
-    stop = np.flatnonzero(cur[1 : count + 1] >= max_second)
-    if stop.size:
-        count = int(stop[0]) + 1
-    elif count == n_cur < meta_frames:  # the bound was too tight (never expected): be exact
-        return glm46v_loop_reference(meta_frames, video_fps, tps, target_fps, max_second)
-    return picks[:count].tolist()
-
-
-def glm46v_loop_reference(meta_frames: int, video_fps, tps: int, target_fps, max_second: int) -> list[int]:
-    """Plain-Python twin of :func:`glm46v_loop`, used only in tests."""
-    dpf = 1 / video_fps
-    stamps = [i * dpf for i in range(meta_frames)]
-    out: list[int] = []
-    cur = 0.0
-    inv = 1 / (tps * target_fps)
-    for k in range(meta_frames):
-        if stamps[k] >= cur:
-            cur += inv
-            out.append(k)
-            if cur >= max_second:
-                break
-    return out
-
-
-def _linspace_int(start: int, stop: int, num: int) -> list[int]:
+def linspace_int(start: int, stop: int, num: int) -> list[int]:
     return np.linspace(start, stop, num, dtype=int).tolist()
-
-
-def glm46v_sample_frames(
-    total_frames: int, metadata: Mapping[str, Any], *, temporal_patch_size: int = 2
-) -> FrameSample:
-    """GLM-4.6V frames and timestamps (SPEC §3.3).
-
-    ``metadata["fps"]`` is required; ``do_sample_frames`` defaults to true.
-    ``temporal_patch_size``: frames per temporal patch of the video processor (2).
-    """
-    if not isinstance(metadata, Mapping) or "fps" not in metadata:
-        raise InvalidInputError("GLM-4.6V needs metadata['fps'] (vLLM raises KeyError)")
-    if isinstance(temporal_patch_size, bool) or not isinstance(temporal_patch_size, int) or temporal_patch_size < 1:
-        raise InvalidInputError(f"temporal_patch_size must be a positive int, got {temporal_patch_size!r}")
-    video_fps, meta_frames, duration = _common(metadata, total_frames, None)
-    if not metadata.get("do_sample_frames", True):
-        indices = _passthrough(metadata, meta_frames)
-        frames, stamps = _glm_finish(indices, video_fps)
-        return FrameSample(frames, stamps, "passthrough", len(indices))
-    eff, target_fps = glm46v_target_fps(duration)
-    extract_t = min(int(eff * target_fps * temporal_patch_size), GLM46V_MAX_FRAMES)
-    max_second = int(duration)
-    if meta_frames < extract_t:
-        indices, branch = _linspace_int(0, meta_frames - 1, extract_t), "linspace_all"
-    else:
-        indices = glm46v_loop(meta_frames, video_fps, temporal_patch_size, target_fps, max_second)
-        branch = "loop"
-        if len(indices) < extract_t:
-            start, end = (0, max(meta_frames - 1, 0)) if not indices else (indices[0], indices[-1])
-            indices, branch = _linspace_int(start, end, extract_t), "loop+fill_linspace"
-        elif len(indices) > extract_t:
-            indices, branch = _linspace_int(0, meta_frames - 1, extract_t), "loop+trim_linspace"
-    frames, stamps = _glm_finish(indices, video_fps)
-    return FrameSample(frames, stamps, branch, len(indices), extract_t, target_fps, max_second)
-
-
-# -- Nemotron: vLLM's video loaders ------------------------------------------------------------
-
-
-def opencv_sample_frames(total_frames: int, fps: float, *, num_frames: int = 32, target_fps: float = 0.0) -> FrameSample:
-    """vLLM's default ``opencv`` loader (SPEC §3.5).
-
-    ``total_frames``/``fps``: the container's count and frames/s. ``num_frames`` (> 0: at most
-    this many frames; vLLM's default 32) and ``target_fps`` (> 0: at most ``floor(duration *
-    target_fps)`` frames). The count is at least 1; all frames are kept when it equals the total,
-    otherwise ``linspace(0, total-1, n)`` truncated to ints.
-    """
-    total = _check_frames(total_frames, "total_frames")
-    fps = _check_fps(fps)
-    for what, v in (("num_frames", num_frames), ("target_fps", target_fps)):
-        _real(v, what)
-        if not math.isfinite(v):
-            raise InvalidInputError(f"{what} must be finite, got {v!r}")
-    duration = total / fps
-    n = total
-    if num_frames > 0:
-        n = min(num_frames, total)
-    if target_fps > 0:
-        n = min(n, math.floor(duration * target_fps))
-    n = max(1, n)
-    if n == total:
-        return FrameSample(tuple(range(total)), (), "all_frames", total, do_sample_frames=True)
-    idx = tuple(_linspace_int(0, total - 1, n))
-    return FrameSample(idx, (), "linspace", n, do_sample_frames=False)
-
-
-def opencv_dynamic_sample_frames(
-    total_frames: int, fps: float, *, target_fps: float = 2, max_duration: float = 300
-) -> FrameSample:
-    """vLLM's ``opencv_dynamic`` loader: the GLM-4.1V rule with ``duration = total / fps``,
-    de-duplicated by ``sorted(set(...))`` and never padded (SPEC §3.5)."""
-    total = _check_frames(total_frames, "total_frames")
-    fps = _check_fps(fps)
-    target_fps = _check_fps(target_fps, "target_fps")
-    _check_duration(max_duration)
-    duration = total / fps
-    indices, branch = _glm41v_fps_indices(duration, fps, total - 1, target_fps, max_duration)
-    uniq = tuple(sorted(set(indices)))
-    if not uniq:
-        raise InvalidInputError(
-            f"a {total}-frame video at {fps} fps ({duration} s) yields no frame at {target_fps} fps"
-        )
-    return FrameSample(uniq, (), branch, len(indices), do_sample_frames=False)

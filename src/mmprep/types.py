@@ -11,7 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class ImageMetadata(NamedTuple):
+    """What an image header says (``mmprep.probe_image``); unpacks as ``height, width``."""
+
+    height: int  # px
+    width: int  # px
+
+
+class AudioMetadata(NamedTuple):
+    """What an audio header says (``mmprep.probe_audio``); unpacks as ``num_samples, rate, duration``."""
+
+    num_samples: int  # samples at sampling_rate (after resampling when a target rate was asked)
+    sampling_rate: float  # Hz
+    duration: float  # seconds
 
 
 @dataclass(frozen=True)
@@ -150,10 +165,10 @@ class AudioBatch:
 
 
 class Batch(Mapping):
-    """A model-ready batch that reads like a dict with transformers' key names.
+    """A model-ready batch with transformers' key names that behaves like ``BatchFeature``:
+    ``batch["input_ids"]``, ``batch.input_ids``, ``keys()``, ``"x" in batch``, ``.to(device)``.
 
-    The per-item plans ride along in ``.plans`` (not a key, so ``model(**batch)``-style use
-    stays clean).
+    The per-item plans ride along in ``.plans`` (not a key, so ``model(**batch)`` stays clean).
     """
 
     def __init__(self, data: dict[str, Any], plans: Mapping[str, Any] | None = None):
@@ -163,11 +178,32 @@ class Batch(Mapping):
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
+    def __getattr__(self, name: str) -> Any:
+        data = self.__dict__.get("_data")
+        if data is not None and name in data:
+            return data[name]
+        raise AttributeError(f"Batch has no key or attribute {name!r}; keys: {list(data or ())}")
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def to(self, *args: Any, **kwargs: Any) -> Batch:
+        """Move every torch tensor (``tensor.to(*args, **kwargs)``); other values stay as they are.
+        Like ``BatchFeature.to``, a dtype only applies to floating-point tensors."""
+        out = {}
+        for key, value in self._data.items():
+            if hasattr(value, "to") and hasattr(value, "is_floating_point"):
+                if value.is_floating_point():
+                    value = value.to(*args, **kwargs)
+                else:  # ids, masks and grids keep their integer dtype
+                    dev = [a for a in args if not _is_dtype(a)]
+                    kw = {k: v for k, v in kwargs.items() if k != "dtype"}
+                    value = value.to(*dev, **kw) if dev or kw else value
+            out[key] = value
+        return Batch(out, self.plans)
 
     def __repr__(self) -> str:
         def shape(v: Any) -> str:
@@ -176,3 +212,7 @@ class Batch(Mapping):
 
         body = ", ".join(f"{k}: {shape(v)}" for k, v in self._data.items())
         return f"Batch({body})"
+
+
+def _is_dtype(x: Any) -> bool:
+    return type(x).__name__ == "dtype" and type(x).__module__ == "torch"

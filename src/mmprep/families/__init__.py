@@ -1,8 +1,9 @@
-"""One module per model family: a frozen Spec of the checkpoint's defaults and a small class
-whose methods plan, count and (through the shared modules) produce pixels and prompts."""
+"""One package per model family: everything a family decides (spec, sizing, samplers,
+placeholders, positions, pixel layout, audio) and its family object. Shared modules outside
+``families/`` never import these packages; :mod:`mmprep.loading` is the one table that names them."""
 
 from .glm4v import Glm4v, GlmSpec
 from .isaac import Isaac, IsaacSpec
-from .nemotron_vl import NemotronSpec, NemotronVL
+from .nemotron import NemotronSpec, NemotronVL
 
 __all__ = ["Glm4v", "GlmSpec", "Isaac", "IsaacSpec", "NemotronSpec", "NemotronVL"]

@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError, MediaError
-from .types import VideoMetadata
+from ..errors import InvalidInputError, MediaError
+from ..types import VideoMetadata
 
 MAX_THREADS = 8
 # codecs whose packets each carry exactly one shown picture (VP8 alt-ref packets show nothing,

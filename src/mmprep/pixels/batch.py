@@ -8,9 +8,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError, MediaError, MmprepError, item_prefix
-from .media import check_limit, probe_image, read_image
-from .types import PixelBatch
+from ..errors import InvalidInputError, MediaError, MmprepError, item_prefix
+from ..io.image import check_limit, probe_image, read_image
+from ..types import PixelBatch
 
 BACKENDS = ("fast", "reference")
 DTYPES = ("float32", "uint8")

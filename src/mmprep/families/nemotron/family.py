@@ -7,126 +7,23 @@ docs/models.md with their sources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import BudgetError, InvalidInputError, item_prefix
-from ..geometry import (
-    TEXT_RESERVE,
-    check_size,
-    dynamic_budgets,
-    dynamic_grid_np,
-    internvl_closest_ratio,
-    internvl_grid_np,
-    internvl_target_ratios,
-)
-from ..types import ImagePlan, RequestPlan, TileLayout
-from .common import check_spec, finish_counts, size_arrays, with_overrides
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass(frozen=True)
-class NemotronSpec:
-    """Nemotron Nano VL preprocessing defaults (12B-v2-VL values; the Omni preset changes some)."""
-
-    image_size: int = 512  # px, config force_image_size: tile side
-    patch_size: int = 16  # px
-    downsample_ratio: float = 0.5  # pixel shuffle: tokens = patches * r**2
-    use_thumbnail: bool = True
-    min_num_tiles: int = 1
-    max_num_tiles: int = 12  # DEFAULT_NUM_TILES
-    min_num_patches: int | None = None  # set => dynamic-resolution tiler (patches)
-    max_num_patches: int | None = None  # patches; <= 0 means no cap
-    factor_max: float = 1.0
-    max_model_len: int = 131_072  # tokens; the dynamic tiler's budget for one-image counts
-    norm_mean: tuple[float, float, float] = CLIP_MEAN
-    norm_std: tuple[float, float, float] = CLIP_STD
-    ps_version: str = "v2"
-    video_pruning_rate: float = 0.7  # EVS; 0 turns pruning off
-    video_num_frames: int = 32  # vLLM's default video loader: frames to sample
-    video_fps: float = 0.0  # vLLM's opencv loader: <= 0 means "no fps target"
-    video_max_num_tiles: int = 1  # videos use one tile per frame
-    img_start_token: str = "<img>"
-    img_end_token: str = "</img>"
-    img_context_token: str = "<image>"
-    video_context_token: str = "<video>"
-    audio_start_token: str = "<so_start>"
-    audio_end_token: str = "<so_end>"
-    audio_context_token: str = "<so_embedding>"
-    has_audio: bool = False
-    audio_sampling_rate: int = 16_000  # Hz
-    audio_hop_length: int = 160  # samples
-    audio_n_fft: int = 512
-    audio_win_length: int = 400
-    audio_preemphasis: float = 0.97
-    audio_num_mel_bins: int = 128
-    audio_subsampling_factor: int = 8
-    audio_max_seconds: float = 600.0  # MAX_AUDIO_LEN_S
-
-    @property
-    def dynamic(self) -> bool:
-        """True when the dynamic-resolution tiler plans images (vLLM: min_num_patches in args)."""
-        return self.min_num_patches is not None
-
-    @property
-    def tokens_per_tile(self) -> int:
-        return int((self.image_size // self.patch_size) ** 2 * self.downsample_ratio**2)
-
-    @classmethod
-    def from_hf(cls, preprocessor_config: dict[str, Any], config: dict[str, Any]) -> NemotronSpec:
-        pre = dict(preprocessor_config or {})
-        pre.update(pre.pop("image_processor", None) or {})
-        kw: dict[str, Any] = {}
-        if "force_image_size" in config:
-            kw["image_size"] = int(config["force_image_size"])
-        for key in ("patch_size",):
-            if key in config:
-                kw[key] = int(config[key])
-        for key in ("downsample_ratio", "video_pruning_rate"):
-            if key in config and config[key] is not None:
-                kw[key] = float(config[key])
-        if "use_thumbnail" in config:
-            kw["use_thumbnail"] = bool(config["use_thumbnail"])
-        if "ps_version" in config:
-            kw["ps_version"] = str(config["ps_version"])
-        for key in ("norm_mean", "norm_std"):
-            src = config.get(key, pre.get(key))
-            if src is not None:
-                kw[key] = tuple(float(x) for x in src)
-        if "max_num_tiles" in pre:
-            kw["max_num_tiles"] = int(pre["max_num_tiles"])
-        args = (config.get("vision_config") or {}).get("args") or {}
-        if "min_num_patches" in args:
-            kw["min_num_patches"] = int(args["min_num_patches"])
-            kw["max_num_patches"] = int(args.get("max_num_patches", 0))
-            kw["use_thumbnail"] = False
-        if "max_sequence_length" in config:
-            kw["max_model_len"] = int(config["max_sequence_length"])
-        sound = config.get("sound_config")
-        if sound:
-            kw["has_audio"] = True
-            if "num_mel_bins" in sound:
-                kw["audio_num_mel_bins"] = int(sound["num_mel_bins"])
-            if "subsampling_factor" in sound:
-                kw["audio_subsampling_factor"] = int(sound["subsampling_factor"])
-            if "sampling_rate" in sound:
-                kw["audio_sampling_rate"] = int(sound["sampling_rate"])
-        return cls(**kw)
-
-
-OMNI = dict(
-    min_num_patches=1024, max_num_patches=13312, use_thumbnail=False, has_audio=True,
-)
+from ...errors import BudgetError, InvalidInputError, item_prefix
+from ...family import DEFAULT_BACKEND, unsupported
+from ...types import ImagePlan, RequestPlan, TileLayout
+from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
+from .dynamic import TEXT_RESERVE, dynamic_budgets, dynamic_grid_np, first_round_budget
+from .spec import NemotronSpec
+from .tiles import internvl_closest_ratio, internvl_grid_np, internvl_target_ratios
 
 
 class NemotronVL:
     """Nemotron Nano VL preprocessing: ``mmprep.load("nemotron-nano-vl")`` returns one."""
 
-    family = "nemotron_vl"
+    name = "nemotron"
 
     def __init__(self, spec: NemotronSpec | None = None, **overrides: Any):
         self.spec = s = with_overrides(spec or NemotronSpec(), overrides)
@@ -144,6 +41,15 @@ class NemotronVL:
             raise InvalidInputError(f"tile bounds must satisfy 1 <= min <= max, got {s.min_num_tiles}, {s.max_num_tiles}")
         if not 0 <= s.video_pruning_rate < 1:
             raise InvalidInputError(f"video_pruning_rate must be in [0, 1), got {s.video_pruning_rate}")
+
+        if s.video_frame_tokens_rule not in ("prompt_update", "processor"):
+            raise InvalidInputError(
+                f"video_frame_tokens_rule must be 'prompt_update' or 'processor', got {s.video_frame_tokens_rule!r}"
+            )
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("image", "video", "audio") if self.spec.has_audio else ("image", "video")
 
     def __repr__(self) -> str:
         return f"NemotronVL(dynamic={self.spec.dynamic}, audio={self.spec.has_audio})"
@@ -190,10 +96,10 @@ class NemotronVL:
         available = max_model_len - text_len - TEXT_RESERVE
         cap = s.max_num_patches if s.max_num_patches and s.max_num_patches > 0 else float("inf")
         grids, rounds, budgets, patch_budget = dynamic_budgets(
-            sizes, available, s.patch_size, s.min_num_patches, cap, s.factor_max
+            sizes, available, s.patch_size, s.min_num_patches, cap, s.factor_max, s.patches_per_token
         )
         plans = tuple(
-            ImagePlan(h, w, th * s.patch_size, tw * s.patch_size, (1, th, tw), tw * th // 4)
+            ImagePlan(h, w, th * s.patch_size, tw * s.patch_size, (1, th, tw), tw * th // s.patches_per_token)
             for (h, w), (th, tw) in zip(sizes, grids)
         )
         plan = RequestPlan(plans, int(text_len), int(max_model_len), available, patch_budget, rounds, tuple(budgets))
@@ -231,12 +137,11 @@ class NemotronVL:
             tiles = blocks + ((blocks != 1) & s.use_thumbnail)
             counts = tiles * s.tokens_per_tile
         else:
-            available = s.max_model_len - TEXT_RESERVE
-            budget = max(available * 4, s.min_num_patches)
             cap = s.max_num_patches if s.max_num_patches and s.max_num_patches > 0 else float("inf")
-            per_image = int(max(min(budget, cap), s.min_num_patches))
+            budget, per_image = first_round_budget(s.max_model_len - TEXT_RESERVE, 1, s.min_num_patches, cap,
+                                                   s.patches_per_token)
             th, tw, grid_ok = dynamic_grid_np(h, w, per_image, s.patch_size, s.min_num_patches, s.factor_max)
-            counts = th * tw // 4
+            counts = th * tw // s.patches_per_token
             ok = ok & grid_ok
             # a single image over the whole-request budget takes further rounds: rare, do it exactly
             for i in np.flatnonzero(ok & (th * tw > budget)):
@@ -249,56 +154,96 @@ class NemotronVL:
         ).reshape(shape)
 
     def pixels(
-        self, images, *, backend: str = "fast", return_tensors: str = "np", dtype: str = "float32",
-        text_len: int = 0, max_model_len: int | None = None,
+        self, images, *, backend: str = DEFAULT_BACKEND, return_tensors: str = "np", dtype: str = "float32",
+        threads: int | None = None, text_len: int = 0, max_model_len: int | None = None,
     ):
         """Tiles ``(Σ tiles, 3, S, S)`` or dynamic ``(Σ patches, 3*p*p)`` in the seed's layout.
 
         With the dynamic tiler all ``images`` are planned as one request (``plan_request`` with
         ``text_len`` and ``max_model_len``), as vLLM plans one prompt's images.
         """
-        from ..pixels import nemotron_image_pixels
+        from .pixels import nemotron_image_pixels
 
         return nemotron_image_pixels(self, images, backend=backend, return_tensors=return_tensors,
-                                     dtype=dtype, text_len=text_len, max_model_len=max_model_len)
+                                     dtype=dtype, threads=threads, text_len=text_len, max_model_len=max_model_len)
 
-    # -- video and audio ---------------------------------------------------------------------
+    # -- video -------------------------------------------------------------------------------
 
-    def plan_video(self, source, **kwargs):
-        from ..video import nemotron_plan_video
+    def plan_video(self, source, *, frame_indices=None, fps: float | None = None, frame_tokens=None,
+                   loader: str = "opencv", index: int | None = None):
+        """Frames (vLLM's ``loader`` rule, or your ``frame_indices`` at ``fps``), timestamps, one
+        S x S tile per frame, EVS-adjusted tokens (or the model's measured ``frame_tokens``)."""
+        from .video import nemotron_plan_video
 
-        return nemotron_plan_video(self, source, **kwargs)
+        return nemotron_plan_video(self, source, loader=loader, frame_indices=frame_indices, fps=fps,
+                                   frame_tokens=frame_tokens, index=index)
 
-    def video_pixels(self, videos, *, backend: str = "fast", return_tensors: str = "np", dtype: str = "float32"):
-        from ..video import nemotron_video_pixels
+    def count_video_tokens(self, total_frames, fps, heights=1, widths=1, *, on_error: str = "raise",
+                           loader: str = "opencv"):
+        """Placeholder tokens of many videos from metadata alone (int64 array); equals
+        ``plan_video(VideoMetadata(total, fps)).num_tokens`` item by item (sizes do not matter)."""
+        from .video import nemotron_count_video_tokens
 
-        return nemotron_video_pixels(self, videos, backend=backend, return_tensors=return_tensors, dtype=dtype)
+        return nemotron_count_video_tokens(self.spec, total_frames, fps, heights, widths, on_error, loader)
 
-    def count_audio_tokens(self, num_samples=None, *, seconds=None):
-        from ..audio import nemotron_count_audio_tokens
+    def video_pixels(self, videos, *, backend: str = DEFAULT_BACKEND, return_tensors: str = "np",
+                     dtype: str = "float32", threads: int | None = None, loader: str = "opencv"):
+        """``(Σ T, 3, S, S)`` frame tiles and grids ``(T, S/p, S/p)`` per video."""
+        from .video import nemotron_video_pixels
 
-        return nemotron_count_audio_tokens(self, num_samples, seconds=seconds)
+        return nemotron_video_pixels(self, videos, backend=backend, return_tensors=return_tensors, dtype=dtype,
+                                     threads=threads, loader=loader)
 
-    def plan_audio(self, source, **kwargs):
-        from ..audio import nemotron_plan_audio
+    # -- audio (Omni) ------------------------------------------------------------------------
 
-        return nemotron_plan_audio(self, source, **kwargs)
+    def _audio(self) -> None:
+        if not self.spec.has_audio:
+            raise unsupported(self, "audio")
 
-    def audio_features(self, audios, *, sampling_rate=None, **kwargs):
-        from ..audio import nemotron_audio_features
+    def count_audio_tokens(self, num_samples=None, *, seconds=None, on_error: str = "raise", variant: str = "vllm"):
+        """``<so_embedding>`` tokens per audio from its length alone (vectorized)."""
+        from .audio import nemotron_count_audio_tokens
 
-        return nemotron_audio_features(self, audios, sampling_rate=sampling_rate, **kwargs)
+        self._audio()
+        return nemotron_count_audio_tokens(self, num_samples, seconds=seconds, variant=variant, on_error=on_error)
+
+    def plan_audio(self, source, *, index: int | None = None, **kwargs):
+        """Samples (after resampling), valid feature frames and tokens of one audio."""
+        from .audio import nemotron_plan_audio
+
+        self._audio()
+        return nemotron_plan_audio(self, source, index=index, **kwargs)
+
+    def audio_features(self, audios, *, sampling_rate: float | None = None, return_tensors: str = "np", **kwargs):
+        """Parakeet log-mel features ``(B, frames, mels)`` with masks and lengths."""
+        from .audio import nemotron_audio_features
+
+        self._audio()
+        return nemotron_audio_features(self, audios, sampling_rate=sampling_rate, return_tensors=return_tensors,
+                                       **kwargs)
 
     # -- prompts -----------------------------------------------------------------------------
 
-    def process(self, text=None, images=None, videos=None, audios=None, *, tokenizer=None, **kwargs):
-        from ..processor import nemotron_process
+    def process(self, text=None, *, images=None, videos=None, audios=None, tokenizer=None, **options):
+        """Tiles / dynamic patches, frames, audio features and expanded ids (seed key names)."""
+        from .prompt import nemotron_process
 
+        if audios:
+            self._audio()
         return nemotron_process(self, text=text, images=images, videos=videos, audios=audios,
-                                tokenizer=tokenizer, **kwargs)
+                                tokenizer=tokenizer, **options)
 
-    def prompt(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **kwargs):
-        from ..processor import nemotron_prompt
+    def prompt(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **options):
+        """The same ``input_ids`` as :meth:`process`, from sizes, plans and lengths alone."""
+        from .prompt import nemotron_prompt
 
+        if audios:
+            self._audio()
         return nemotron_prompt(self, text, images=images, videos=videos, audios=audios,
-                               tokenizer=tokenizer, **kwargs)
+                               tokenizer=tokenizer, **options)
+
+    def placeholder(self, plan):
+        """The replacement one media item's placeholder becomes, as :class:`~mmprep.prompt.tokens.Piece` runs."""
+        from .prompt import NEMOTRON
+
+        return NEMOTRON.placeholder(self, plan)

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .media import DEFAULT_MAX_PIXELS
-from .pixels_batch import as_list, check_options, default_threads, finish, run_images, run_items
-from .pixels_layout import chw_patch_layout, norm_table, put_planar, tile_layout, write_banded
-from .pixels_resize import fast_bicubic_aa, pil_bicubic
-from .types import PixelBatch
+from ...errors import InvalidInputError
+from ...io.image import DEFAULT_MAX_PIXELS
+from ...pixels.batch import as_list, check_options, default_threads, finish, run_images, run_items
+from ...pixels.layout import chw_patch_layout, norm_table, put_planar, tile_layout, write_banded
+from ...pixels.resize import fast_bicubic_aa, pil_bicubic
+from ...types import PixelBatch
 
 
 def _resizer(backend: str):
@@ -32,7 +32,7 @@ def _table(spec: Any) -> np.ndarray:
     return norm_table(tuple(spec.norm_mean), tuple(spec.norm_std), 1 / 255)
 
 
-def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "fast", dtype: str = "float32",
+def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "reference", dtype: str = "float32",
                          threads: int | None = None) -> np.ndarray:
     """Decoded frames ``(T, H, W, 3)`` uint8 -> ``(T, 3, S, S)``: one S x S tile per frame.
 
@@ -65,7 +65,7 @@ def _write_tiles(img: np.ndarray, plan: Any, dst: np.ndarray, table, resize, inn
         write_banded(resize(img, size, size, inner), size, layout, dst[blocks:], table, 1)
 
 
-def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "fast", return_tensors: str = "np",
+def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "reference", return_tensors: str = "np",
                           dtype: str = "float32", text_len: int = 0, max_model_len: int | None = None,
                           threads: int | None = None,
                           max_pixels: int | None = DEFAULT_MAX_PIXELS) -> PixelBatch:

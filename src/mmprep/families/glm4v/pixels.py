@@ -1,18 +1,5 @@
-"""Per-family pixel pipelines: decode -> resize -> (fused) rescale, normalize, patchify.
-
-Every function reads the family's plan (``family.plan_image`` / ``family.plan_request``) and
-never recomputes a size. Two backends, one contract:
-
-* ``backend="reference"``: the reference resize op itself (torch for GLM and Isaac, PIL for
-  Nemotron); the output equals the reference within 1e-5 after normalization.
-* ``backend="fast"`` (default): OpenCV / threaded PIL resize (see :mod:`mmprep.pixels_resize`),
-  differing from the reference only in resize rounding (bounds in docs/pixels.md).
-
-Both share the layout and the single fused normalize pass of :mod:`mmprep.pixels_layout`.
-``dtype="uint8"`` returns the resized, patchified bytes instead and sets ``PixelBatch.mean`` /
-``.std`` so a GPU can normalize them: ``(x / 255 - mean[c]) / std[c]`` per channel ``c``.
-Batches are packed (rows concatenated), never padded.
-"""
+"""GLM pixels: bicubic-antialias resize, ``(c, tp, py, px)`` patch vectors in 2x2 merge-window row
+order, frames repeated to a multiple of temporal_patch_size."""
 
 from __future__ import annotations
 
@@ -20,18 +7,45 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .media import DEFAULT_MAX_PIXELS
-from .pixels_batch import as_list, check_options, default_threads, finish, run_images, run_items
-from .pixels_layout import glm_image_layout, glm_video_layout, isaac_layout, norm_table, put_planar, write_banded
-from .pixels_nemotron import nemotron_frame_tiles, nemotron_image_pixels
-from .pixels_resize import fast_bicubic_aa, fast_bilinear, torch_bicubic_aa, torch_bilinear
-from .types import PixelBatch
+from ...errors import InvalidInputError
+from ...io.image import DEFAULT_MAX_PIXELS
+from ...pixels.batch import as_list, check_options, default_threads, finish, run_images, run_items
+from ...pixels.layout import norm_table, put_planar, write_banded
+from ...pixels.resize import fast_bicubic_aa, torch_bicubic_aa
+from ...types import PixelBatch
 
-# -- GLM-4.1V / 4.6V --------------------------------------------------------------------------
+
+def glm_image_layout(img: np.ndarray, patch: int, merge: int) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` -> channel-major ``(3, rows, patch*patch)``, rows ``(bh, bw, mh, mw)``.
+
+    One temporal slice of GLM's layout; the writer repeats each vector over the temporal patch
+    (an image is ``temporal_patch_size`` identical slices, SPEC §2.2 step 4).
+    """
+    h, w, _ = img.shape
+    bh, bw = h // (patch * merge), w // (patch * merge)
+    v = img.reshape(bh, merge, patch, bw, merge, patch, 3).transpose(6, 0, 3, 1, 4, 2, 5)
+    return np.ascontiguousarray(v).reshape(3, bh * bw * merge * merge, patch * patch)
+
+
+def glm_video_layout(frames: np.ndarray, patch: int, merge: int, temporal: int) -> np.ndarray:
+    """uint8 ``(T, H, W, 3)`` -> channel-major ``(3, rows, temporal*patch*patch)``.
+
+    T is padded to a multiple of ``temporal`` by repeating the last frame (Glm4vVideoProcessor);
+    rows ``(t, bh, bw, mh, mw)``, each channel's vector ``(tp, py, px)``.
+    """
+    t, h, w, _ = frames.shape
+    if t % temporal:
+        pad = np.repeat(frames[-1:], temporal - t % temporal, axis=0)
+        frames = np.concatenate([frames, pad], axis=0)
+        t = frames.shape[0]
+    gt, bh, bw = t // temporal, h // (patch * merge), w // (patch * merge)
+    v = frames.reshape(gt, temporal, bh, merge, patch, bw, merge, patch, 3)
+    v = v.transpose(8, 0, 2, 5, 3, 6, 1, 4, 7)  # c gt bh bw mh mw tp py px
+    return np.ascontiguousarray(v).reshape(3, gt * bh * bw * merge * merge, temporal * patch * patch)
+
 
 def glm_video_patches(frames: np.ndarray, height: int, width: int, spec: Any, *,
-                      backend: str = "fast", dtype: str = "float32",
+                      backend: str = "reference", dtype: str = "float32",
                       threads: int | None = None) -> np.ndarray:
     """Decoded frames ``(T, H, W, 3)`` uint8 -> ``(rows, 3*tps*p*p)`` as ``Glm4vVideoProcessor``.
 
@@ -71,7 +85,7 @@ def _torch_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return y.permute(0, 2, 3, 1).numpy()
 
 
-def glm_image_pixels(family: Any, images: Any, *, backend: str = "fast", return_tensors: str = "np",
+def glm_image_pixels(family: Any, images: Any, *, backend: str = "reference", return_tensors: str = "np",
                      dtype: str = "float32", threads: int | None = None,
                      max_pixels: int | None = DEFAULT_MAX_PIXELS) -> PixelBatch:
     """GLM images -> ``pixel_values (Σ gh*gw, 1176)``, ``grids (n, 3)`` int64 ``[1, gh, gw]``.
@@ -97,37 +111,3 @@ def glm_image_pixels(family: Any, images: Any, *, backend: str = "fast", return_
     grids = np.array([pl.grid for pl in plans], np.int64).reshape(-1, 3)
     values = out.reshape(out.shape[0], 3 * tp * p * p)
     return finish(values, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
-
-
-# -- Isaac -----------------------------------------------------------------------------------
-
-def isaac_image_pixels(family: Any, images: Any, *, backend: str = "fast", return_tensors: str = "np",
-                       dtype: str = "float32", threads: int | None = None) -> PixelBatch:
-    """Isaac images -> ``pixel_values (Σ hp*wp, p*p*3)`` with ``(py, px, c)`` vectors,
-    ``grids (n, 3)`` int64 ``[1, hp, wp]`` (the real patch grid, trap T3).
-
-    Reference: the seed's path (SPEC §2.1): bilinear ``F.interpolate`` on the uint8 tensor,
-    ``x * (1/255)``, mean/std 0.5. Images above ``spec.max_image_pixels`` are rejected.
-    """
-    check_options(backend, return_tensors, dtype)
-    s, items = family.spec, as_list(images)
-    p = s.patch_size
-    table = None if dtype == "uint8" else norm_table(tuple(s.image_mean), tuple(s.image_std), s.rescale_factor)
-    resize = torch_bilinear if backend == "reference" else fast_bilinear
-
-    def write(img: np.ndarray, plan: Any, dst: np.ndarray, inner: int) -> None:
-        r = resize(img, plan.height, plan.width)
-        write_banded(r, p, lambda band: isaac_layout(band, p), dst, table, inner, interleaved=True)
-
-    limit = DEFAULT_MAX_PIXELS if s.max_image_pixels is None else s.max_image_pixels
-    out, plans = run_images(
-        items, lambda sizes: [family.plan_image(h, w, index=i) for i, (h, w) in enumerate(sizes)],
-        lambda plan: plan.num_patches, (p * p * 3,), write, dtype, threads or default_threads(), limit)
-    grids = np.array([pl.grid for pl in plans], np.int64).reshape(-1, 3)
-    return finish(out, grids, plans, s.image_mean, s.image_std, dtype, return_tensors)
-
-
-__all__ = [
-    "glm_image_pixels", "glm_video_patches", "isaac_image_pixels", "nemotron_frame_tiles",
-    "nemotron_image_pixels", "check_options", "default_threads",
-]

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ...family import DEFAULT_BACKEND
+from ...errors import InvalidInputError
 
 
 def _cat(parts: list, return_tensors: str):
@@ -23,7 +24,7 @@ def _cat(parts: list, return_tensors: str):
 
 
 def _images(family, vocab, texts, per, kw, plans, checks) -> dict[str, Any]:
-    from .processor import nemotron_text_len
+    from .prompt import nemotron_text_len
 
     s, rt = family.spec, kw.get("return_tensors", "np")
     values, grids, sizes, tokens = [], [], [], []
@@ -35,7 +36,7 @@ def _images(family, vocab, texts, per, kw, plans, checks) -> dict[str, Any]:
         if s.dynamic:
             opts = dict(text_len=nemotron_text_len(family, vocab, texts[b], kw.get("text_len", 0)),
                         max_model_len=kw.get("max_model_len"))
-        pb = family.pixels(items, backend=kw.get("backend", "fast"), return_tensors=rt, **opts)
+        pb = family.pixels(items, backend=kw.get("backend", DEFAULT_BACKEND), return_tensors=rt, **opts)
         plans[b]["image"] = list(pb.plans)
         g = np.asarray(pb.grids, dtype=np.int64).reshape(-1, 3)
         rows = int(pb.pixel_values.shape[0])
@@ -43,7 +44,7 @@ def _images(family, vocab, texts, per, kw, plans, checks) -> dict[str, Any]:
         if rows != want:
             raise InvalidInputError(f"sample {b}: image pixels have {rows} rows but the plans say {want}")
         for i, p in enumerate(pb.plans):
-            n = int(g[i].prod()) // 4 if s.dynamic else int(g[i, 0]) * s.tokens_per_tile
+            n = int(g[i].prod()) // s.patches_per_token if s.dynamic else int(g[i, 0]) * s.tokens_per_tile
             checks.append((b, "image", i, n))
             sizes.append((p.height, p.width))
             tokens.append(p.num_tokens)
@@ -61,13 +62,11 @@ def _images(family, vocab, texts, per, kw, plans, checks) -> dict[str, Any]:
 
 
 def _videos(family, per, kw, plans, checks) -> dict[str, Any]:
-    from .processor import nemotron_frame_tokens
-
     items = [x for media in per for x in media.get("video", [])]
     if not items:
         return {}
     rt = kw.get("return_tensors", "np")
-    vb = family.video_pixels(items, backend=kw.get("backend", "fast"), return_tensors=rt)
+    vb = family.video_pixels(items, backend=kw.get("backend", DEFAULT_BACKEND), return_tensors=rt)
     vplans = list(vb.plans)
     frames = [p.num_frames for p in vplans]
     rows = int(vb.pixel_values.shape[0])
@@ -78,7 +77,7 @@ def _videos(family, per, kw, plans, checks) -> dict[str, Any]:
         n = len(media.get("video", []))
         plans[b]["video"] = vplans[k:k + n]
         for i, p in enumerate(plans[b]["video"]):
-            checks.append((b, "video", i, sum(nemotron_frame_tokens(family, p))))
+            checks.append((b, "video", i, sum(p.frame_tokens)))
         k += n
     return {
         "pixel_values_flat_video": vb.pixel_values,

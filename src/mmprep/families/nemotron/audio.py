@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .audio_io import load_audio, probe_audio, read_audio, resample, resampled_length
-from .errors import InvalidInputError, MediaError, item_prefix
-from .types import AudioBatch, AudioPlan
+from ...io.audio import load_audio, probe_audio, read_audio, resample, resampled_length
+from ...errors import InvalidInputError, MediaError, item_prefix
+from ...validate import check_on_error
+from ...types import AudioBatch, AudioPlan
 
 __all__ = [
     "VARIANTS", "mel_filter_bank", "nemotron_audio_features", "nemotron_count_audio_tokens",
@@ -87,46 +88,46 @@ def _token_counts(n: np.ndarray, s, variant: str) -> np.ndarray:
     raise InvalidInputError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
 
-def _samples_array(num_samples, seconds, rate: int) -> np.ndarray:
+def _samples_array(num_samples, seconds, rate: int, on_error: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+    """int64 sample counts and a validity mask; raises for the first bad item unless asked not to."""
+    check_on_error(on_error)
     if (num_samples is None) == (seconds is None):
         raise InvalidInputError("pass exactly one of num_samples or seconds")
     if seconds is not None:
         sec = np.asarray(seconds, dtype=np.float64)
-        bad = ~np.isfinite(sec) | (sec <= 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad.ravel())[0])
-            raise InvalidInputError(
-                f"{item_prefix(i)}audio duration must be positive seconds, got {sec.ravel()[i]}"
-            )
+        ok = np.isfinite(sec) & (sec > 0)
+        what = lambda i: f"audio duration must be positive seconds, got {sec.ravel()[i]}"  # noqa: E731
         # ceil, as a resampled length is sized; the tolerance lets samples / rate round-trip
-        return np.ceil(sec * rate - 1e-6).astype(np.int64)
-    arr = np.asarray(num_samples)
-    if arr.dtype.kind == "f":
-        whole = np.isfinite(arr) & (arr == np.round(arr))
-        if not whole.all():
-            i = int(np.flatnonzero(~whole.ravel())[0])
-            raise InvalidInputError(f"{item_prefix(i)}num_samples must be whole numbers, got {arr.ravel()[i]}")
-    elif arr.dtype.kind not in "iu" or arr.dtype == bool:
-        raise InvalidInputError(f"num_samples must be integers, got dtype {arr.dtype}")
-    n = arr.astype(np.int64)
-    if (n <= 0).any():
-        i = int(np.flatnonzero((n <= 0).ravel())[0])
-        raise InvalidInputError(f"{item_prefix(i)}audio must have at least 1 sample, got {int(n.ravel()[i])}")
-    return n
+        n = np.ceil(np.where(ok, sec, 1.0) * rate - 1e-6).astype(np.int64)
+    else:
+        arr = np.asarray(num_samples)
+        if arr.dtype.kind == "f":
+            ok = np.isfinite(arr) & (arr == np.round(arr)) & (arr > 0)
+        elif arr.dtype.kind not in "iu" or arr.dtype == bool:
+            raise InvalidInputError(f"num_samples must be integers, got dtype {arr.dtype}")
+        else:
+            ok = arr > 0
+        what = lambda i: f"audio must be a whole number of samples >= 1, got {arr.ravel()[i]}"  # noqa: E731
+        n = np.where(ok, arr, 1).astype(np.int64)
+    if not ok.all() and on_error == "raise":
+        i = int(np.flatnonzero(~ok.ravel())[0])
+        raise InvalidInputError(f"{item_prefix(i)}{what(i)}")
+    return n, ok
 
 
-def nemotron_count_audio_tokens(family: Any, num_samples=None, *, seconds=None, variant: str = "vllm"):
+def nemotron_count_audio_tokens(family: Any, num_samples=None, *, seconds=None, variant: str = "vllm",
+                                on_error: str = "raise"):
     """``<so_embedding>`` tokens per audio from its length alone; vectorized (int or int64 array).
 
     ``num_samples``: samples at ``spec.audio_sampling_rate`` (after resampling); or ``seconds``
     (converted with ``ceil(seconds * rate)``). ``variant``: ``"vllm"`` (default, the seed's
     extractor), ``"vllm-clips"`` (later vLLM: 30 s clips, tail >= 0.1 s, tokens summed) or
     ``"transformers"`` (the Omni processor's ``1 + n // hop`` estimate). No length cap here; see
-    :func:`nemotron_plan_audio`.
+    :func:`nemotron_plan_audio`. ``on_error="minus_one"`` marks bad lengths with -1.
     """
     s = _spec(family)
-    n = _samples_array(num_samples, seconds, s.audio_sampling_rate)
-    out = _token_counts(n, s, variant).astype(np.int64)
+    n, ok = _samples_array(num_samples, seconds, s.audio_sampling_rate, on_error)
+    out = np.where(ok, _token_counts(n, s, variant), -1).astype(np.int64)
     return int(out) if out.ndim == 0 else out
 
 
@@ -173,7 +174,7 @@ def nemotron_plan_audio(
     s = _spec(family)
     target = s.audio_sampling_rate
     if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
-        n = int(_samples_array(source, None, target))
+        n = int(_samples_array(source, None, target)[0])
         return _make_plan(n, s, item_prefix(index), max_seconds)
     try:
         n_src, rate, _ = probe_audio(source, sampling_rate=target if sampling_rate is None else sampling_rate)

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .positions import MediaFeature, batch_positions
+from ..errors import InvalidInputError
+from ..types import AudioPlan, Batch, ImagePlan, VideoPlan
+from ..positions import MediaFeature, batch_positions
 from .tokens import Expansion, Piece, Target, Vocab, expand
 
 MODALITIES = ("image", "video", "audio")
@@ -33,6 +34,15 @@ class Rules:
     prepare_text: Callable[[Any, str, int], str] | None = None  # f(family, text, sample)
     add_special_tokens: bool = True
     max_items: dict[str, int] = field(default_factory=dict)
+
+    def placeholder(self, family: Any, plan: Any) -> tuple[Piece, ...]:
+        """The replacement of one media item, read from its plan (what ``prompt`` splices in)."""
+        modality = {ImagePlan: "image", VideoPlan: "video", AudioPlan: "audio"}.get(type(plan))
+        if modality not in self.pieces:
+            raise InvalidInputError(
+                f"expected a plan of {', '.join(self.pieces)} (ImagePlan/VideoPlan/AudioPlan), got {type(plan).__name__}"
+            )
+        return self.pieces[modality](family, plan)
 
 
 @dataclass(frozen=True)
@@ -207,3 +217,94 @@ def per_sample(items: Sequence[Any], counts: Sequence[int]) -> list[list[Any]]:
         out.append(list(items[k:k + c]))
         k += c
     return out
+
+
+# -- what every family's prompt/process shares --------------------------------------------
+
+
+def image_plan(family, item: Any, index: int) -> ImagePlan:
+    """An ImagePlan as is, or ``(height, width)`` px planned by the family."""
+    if isinstance(item, ImagePlan):
+        return item
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return family.plan_image(item[0], item[1], index=index)
+    raise InvalidInputError(f"image {index}: expected an ImagePlan or (height, width), got {type(item).__name__}")
+
+
+def video_plan(family, item: Any, index: int) -> VideoPlan:
+    """A VideoPlan as is, or VideoMetadata / a source planned by ``family.plan_video``."""
+    if isinstance(item, VideoPlan):
+        return item
+    try:
+        return family.plan_video(item)
+    except ImportError:
+        raise InvalidInputError(f"video {index}: pass a VideoPlan (the video planner is not installed)") from None
+
+
+def audio_plan(family, item: Any, index: int) -> AudioPlan:
+    """An AudioPlan as is, or a sample count (at the spec's rate) / source planned by the family."""
+    if isinstance(item, AudioPlan):
+        return item
+    return family.plan_audio(item, index=index)
+
+
+def _metadata_plans(family, per: list[dict], plan_images) -> list[dict[str, list]]:
+    out = []
+    for b, media in enumerate(per):
+        plans: dict[str, list] = {}
+        if media.get("image"):
+            plans["image"] = plan_images(b, media["image"])
+        if media.get("video"):
+            plans["video"] = [video_plan(family, x, i) for i, x in enumerate(media["video"])]
+        if media.get("audio"):
+            plans["audio"] = [audio_plan(family, x, i) for i, x in enumerate(media["audio"])]
+        out.append(plans)
+    return out
+
+
+def _run(rules: Rules, family, texts, plans, vocab, kw) -> list[SamplePrompt]:
+    ids = tokenize(rules, family, texts, vocab, kw.get("add_special_tokens"))
+    return [build_sample(rules, family, ids[b], plans[b], vocab, b) for b in range(len(texts))]
+
+
+def _batch(prompts, vocab, kw, extra: dict, *, token_types=False) -> Batch:
+    data = assemble(prompts, pad=pad_id(vocab, kw.get("pad_token_id")),
+                    padding_side=kw.get("padding_side", "right"), token_types=token_types)
+    data.update(extra)
+    plans = {m: [p.plans.get(m, []) for p in prompts] for m in ("image", "video", "audio")}
+    plans["spans"] = [p.expansion.spans for p in prompts]
+    return Batch(to_tensors(data, kw.get("return_tensors", "np")), plans)
+
+
+def _grids(plans: list[dict], modality: str) -> np.ndarray:
+    rows = [tuple(p.grid) for sample in plans for p in sample.get(modality, [])]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _flat(per: list[dict], modality: str) -> list:
+    return [x for media in per for x in media.get(modality, [])]
+
+
+def _counts(per: list[dict], modality: str) -> list[int]:
+    return [len(media.get(modality, [])) for media in per]
+
+
+_KW = ("return_tensors", "padding_side", "pad_token_id", "add_special_tokens")
+
+
+def _check_kw(kw: dict, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(kw) - set(_KW) - set(allowed))
+    if unknown:
+        raise InvalidInputError(f"unknown keyword argument(s) {unknown}")
+
+
+def _check_rows(pixel_values, expected: int, modality: str) -> None:
+    rows = int(pixel_values.shape[0])
+    if rows != expected:
+        raise InvalidInputError(f"{modality} pixels have {rows} rows but the grids say {expected} patches")
+
+
+def _check_all(prompts: list[SamplePrompt], checks, what: str) -> None:
+    for b, modality, i, rows in checks:
+        span = [s for s in prompts[b].expansion.spans if s.modality == modality and s.index == i][0]
+        check_slots(b, modality, i, span.num_features, rows, what)

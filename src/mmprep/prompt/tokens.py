@@ -8,8 +8,7 @@ repeat counts: what the golden vectors call "items"), then turned into ids with 
 tokenized **alone** with ``add_special_tokens=False`` and cached (T15, T21). Nothing is decoded
 back to text.
 
-Pure helpers for the numbers the prompt prints (Nemotron frame timestamps, GLM timestamp texts,
-GLM video grids) live here too, so the golden vectors and the processor share one code path.
+What each family's placeholders hold (pieces from plans) lives in that family's ``prompt.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 # -- pieces: a replacement before it becomes ids --------------------------------------------
 
@@ -292,186 +291,19 @@ def expand(
     return Expansion(np.concatenate(out_ids), np.concatenate(out_mask), tuple(spans))
 
 
-# -- the numbers a prompt prints -------------------------------------------------------------
+# -- argument checks ------------------------------------------------------------------------
 
 
-def _is_whole(value: Any) -> bool:
+def is_whole(value: Any) -> bool:
     """An int (or an integral finite float), never a bool, None, NaN or string."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         return False
     return math.isfinite(value) and int(value) == value
 
 
-def glm_timestamp_text(version: str, second: int) -> str:
-    """``"3"`` for GLM-4.1V, ``"3.0 seconds"`` for 4.6V (the value is whole seconds, T20)."""
-    if version == "4.1v":
-        return "{}".format(second)
-    if version == "4.6v":
-        return "{:.1f} seconds".format(second)
-    raise InvalidInputError(f"GLM version must be '4.1v' or '4.6v', got {version!r}")
-
-
-def glm_video_grid(
-    num_frames: int, height: int, width: int, patch_size: int, merge_size: int, temporal_patch_size: int
-) -> tuple[int, int, int]:
-    """``(ceil(F/tps), height/p, width/p)`` patches for ``F`` frames resized to height x width px."""
-    for name, v in (("num_frames", num_frames), ("patch_size", patch_size), ("merge_size", merge_size),
-                    ("temporal_patch_size", temporal_patch_size), ("height", height), ("width", width)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise InvalidInputError(f"video {name} must be a positive int, got {v!r}")
-    factor = patch_size * merge_size
-    if height % factor or width % factor:
-        raise InvalidInputError(
-            f"video frame {height}x{width} px is not a multiple of patch_size*merge_size = {factor}"
-        )
-    return (-(-num_frames // temporal_patch_size), height // patch_size, width // patch_size)
-
-
-def nemotron_frame_duration_ms(fps: float) -> int:
-    """``int(1000.0 / fps)`` ms, truncated (29.97 fps -> 33); rejects fps that print no time."""
-    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not math.isfinite(fps) or fps <= 0:
-        raise InvalidInputError(f"video fps must be a positive finite number, got {fps!r}")
-    ms = int(1000.0 / fps)
-    if ms <= 0:
-        raise InvalidInputError(
-            f"video fps {fps} is above 1000: the frame duration truncates to 0 ms and every timestamp would print 0.00"
-        )
-    return ms
-
-
-def nemotron_timestamps(frames_indices: Sequence[int], frame_duration_ms: int) -> list[float]:
-    """Seconds per frame: ``int(idx) * ms / 1000.0`` (int product, then float division)."""
-    out = []
-    for i, idx in enumerate(frames_indices):
-        if not _is_whole(idx) or idx < 0:
-            raise InvalidInputError(f"frame {i}: frame index must be a non-negative int, got {idx!r}")
-        out.append(int(idx) * frame_duration_ms / 1000.0)
-    return out
-
-
-def nemotron_separator(i: int, timestamp: float) -> str:
-    """The text before frame ``i`` (0-based): ``"Frame {i+1} sampled at {t:.2f} seconds: "``."""
-    return f"Frame {i + 1} sampled at {timestamp:.2f} seconds: "
-
-
-def nemotron_tokens_per_frame(image_size: int, patch_size: int, downsample_ratio: float, formula: str = "prompt_update") -> int:
-    """Tokens of one video frame before EVS. Two reference formulas (T19) that agree when ``p``
-    divides ``S``: ``"prompt_update"`` ``int((S//p)**2 * r**2)`` (the prompt vLLM serves) and
-    ``"processor"`` ``int((S*S // p**2) * r**2)`` (the HF-style processor's own text)."""
-    if min(image_size, patch_size) <= 0 or not 0 < downsample_ratio <= 1:
-        raise InvalidInputError(
-            f"frame size {image_size} px, patch {patch_size} px and downsample ratio {downsample_ratio} must be positive"
-        )
-    if formula == "prompt_update":
-        return int((image_size // patch_size) ** 2 * downsample_ratio**2)
-    if formula == "processor":
-        return int((image_size * image_size // patch_size**2) * downsample_ratio**2)
-    raise InvalidInputError(f"formula must be 'prompt_update' or 'processor', got {formula!r}")
-
-
-def nemotron_evs_frame_tokens(tokens_per_frame: int, num_frames: int, pruning_rate: float | None) -> list[int]:
-    """Per-frame placeholder tokens: ``[F]*T`` without EVS; ``[R, 0, ..., 0]`` with it (T32)."""
-    if not _is_whole(num_frames) or num_frames <= 0:
-        raise InvalidInputError(f"a video needs a positive int number of frames, got {num_frames!r}")
-    if not _is_whole(tokens_per_frame) or tokens_per_frame <= 0:
-        raise InvalidInputError(f"tokens per frame must be a positive int, got {tokens_per_frame!r}")
-    num_frames, tokens_per_frame = int(num_frames), int(tokens_per_frame)
-    if pruning_rate is not None:
-        from .evs import check_rate
-
-        check_rate(pruning_rate)  # vLLM treats q < 0 as "off" and q >= 1 as "keep one frame": reject
-    if pruning_rate is None or not pruning_rate > 0.0:
-        return [tokens_per_frame] * num_frames
-    return [retained_count(tokens_per_frame, num_frames, pruning_rate)] + [0] * (num_frames - 1)
-
-
-def retained_count(tokens_per_frame: int, num_frames: int, q: float) -> int:
-    """EVS tokens kept: ``max(F, int(F*T*(1-q)))`` (:func:`mmprep.evs.retained_count`)."""
-    from .evs import retained_count as evs_retained_count
-
-    return int(evs_retained_count(tokens_per_frame, num_frames, q))
-
-
-# -- per-family replacements (pure: plans and spec in, pieces out) --------------------------
-
-
-def isaac_image_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
-    """``<|image_pad|>`` x tokens (patches / pixel_shuffle_scale**2)."""
-    return (Piece(spec.image_pad_token, int(num_tokens), feature=True),)
-
-
-def glm_image_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
-    """``<|image|>`` x tokens; begin/end-of-image come from the user's prompt (T28)."""
-    return (Piece(spec.image_token, int(num_tokens), feature=True),)
-
-
-def glm_video_pieces(spec: Any, timestamps: Sequence[int], grid: Sequence[int]) -> tuple[Piece, ...]:
-    """bov, then per temporal group: boi, ``<|video|>`` x h*w/merge², eoi, timestamp text; eov.
-
-    ``grid`` is ``video_grid_thw`` in patches; one timestamp per temporal group is required
-    (vLLM does not check it; a mismatch desynchronises placeholders and encoder rows, §3.4).
-    """
-    if len(grid) != 3 or not all(_is_whole(v) and v > 0 for v in grid):
-        raise InvalidInputError(f"video grid must be three positive ints (t, h, w), got {list(grid)!r}")
-    t, h, w = (int(v) for v in grid)
-    for i, second in enumerate(timestamps):
-        if isinstance(second, bool) or not isinstance(second, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(second) or second < 0:
-            raise InvalidInputError(f"temporal group {i}: timestamp must be a non-negative number of seconds, got {second!r}")
-    if len(timestamps) != t:
-        raise InvalidInputError(
-            f"video has {len(timestamps)} timestamps but grid_t = {t} temporal groups; they must be equal"
-        )
-    if spec.merge_size <= 0:
-        raise InvalidInputError(f"merge_size must be positive, got {spec.merge_size}")
-    n = h * w // spec.merge_size**2
-    pieces = [Piece(spec.video_start_token)]
-    for ts in timestamps:
-        pieces += [
-            Piece(spec.image_start_token), Piece(spec.video_token, n, feature=True),
-            Piece(spec.image_end_token), Piece(glm_timestamp_text(spec.version, ts), kind="text"),
-        ]
-    pieces.append(Piece(spec.video_end_token))
-    return tuple(pieces)
-
-
-def nemotron_image_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
-    """``<img>`` + ``<image>`` x tokens + ``</img>``."""
-    return (Piece(spec.img_start_token), Piece(spec.img_context_token, int(num_tokens), feature=True),
-            Piece(spec.img_end_token))
-
-
-def nemotron_video_pieces(
-    spec: Any, frames_indices: Sequence[int], frame_duration_ms: int, frame_tokens: Sequence[int]
-) -> tuple[Piece, ...]:
-    """Per frame: separator text, ``<img>``, ``<image>`` x n_i, ``</img>`` (seed get_video_repl)."""
-    timestamps = nemotron_timestamps(frames_indices, frame_duration_ms)
-    if len(timestamps) != len(frame_tokens):
-        raise InvalidInputError(
-            f"video has {len(timestamps)} frame indices but {len(frame_tokens)} per-frame token counts"
-        )
-    if not timestamps:
-        raise InvalidInputError("a video needs at least one frame, got 0")
-    pieces: list[Piece] = []
-    for i, (ts, n) in enumerate(zip(timestamps, frame_tokens)):
-        if not _is_whole(n) or n < 0:
-            raise InvalidInputError(f"frame {i}: token count must be a non-negative int, got {n!r}")
-        pieces += [Piece(nemotron_separator(i, ts), kind="text"), Piece(spec.img_start_token),
-                   Piece(spec.img_context_token, int(n), feature=True), Piece(spec.img_end_token)]
-    return tuple(pieces)
-
-
-def nemotron_audio_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
-    """``<so_start>`` + ``<so_embedding>`` x tokens + ``<so_end>``."""
-    return (Piece(spec.audio_start_token), Piece(spec.audio_context_token, int(num_tokens), feature=True),
-            Piece(spec.audio_end_token))
 
 
 __all__ = [
-    "Expansion", "Piece", "Span", "Target", "Vocab", "as_vocab", "expand",
-    "find_placeholders", "glm_image_pieces", "glm_timestamp_text", "glm_video_grid",
-    "glm_video_pieces", "isaac_image_pieces", "nemotron_audio_pieces", "nemotron_evs_frame_tokens",
-    "nemotron_frame_duration_ms", "nemotron_tokens_per_frame", "nemotron_image_pieces", "nemotron_separator",
-    "nemotron_timestamps", "nemotron_video_pieces", "pieces_items", "pieces_num_features",
-    "pieces_rle", "pieces_to_ids", "retained_count",
+    "Expansion", "Piece", "Span", "Target", "Vocab", "as_vocab", "expand", "find_placeholders",
+    "is_whole", "pieces_items", "pieces_num_features", "pieces_rle", "pieces_to_ids",
 ]

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError, MediaError, item_prefix
+from ..errors import InvalidInputError, MediaError, item_prefix
+from ..types import AudioMetadata
 
 RESAMPLE_QUALITY = "HQ"  # python-soxr quality; librosa's default res_type "soxr_hq"
 
@@ -176,7 +177,7 @@ def read_audio(source: Any, *, sampling_rate: int = 16_000, index: int | None = 
     return np.ascontiguousarray(resample(samples, rate, target), dtype=np.float32)
 
 
-def probe_audio(source: Any, *, sampling_rate: float | None = None) -> tuple[int, float, float]:
+def probe_audio(source: Any, *, sampling_rate: float | None = None) -> AudioMetadata:
     """``(num_samples, sampling_rate, seconds)`` at the source's own rate, from the header only.
 
     Files and bytes: ``soundfile.info`` (no decode). Arrays: their length; a bare array needs
@@ -193,7 +194,7 @@ def probe_audio(source: Any, *, sampling_rate: float | None = None) -> tuple[int
         n, rate = int(info.frames), int(info.samplerate)
         if rate <= 0:
             raise MediaError(f"{prefix}header sampling rate is {rate}")
-        return n, rate, n / rate
+        return AudioMetadata(n, rate, n / rate)
     if isinstance(source, tuple) and len(source) == 2:
         arr, rate = source
         rate = _check_rate(rate, "sampling rate", prefix)
@@ -203,4 +204,4 @@ def probe_audio(source: Any, *, sampling_rate: float | None = None) -> tuple[int
         arr, rate = source, _check_rate(sampling_rate, "sampling rate", prefix)
     arr = _as_array(arr, prefix)
     n = int(len(to_mono(arr)))
-    return n, rate, n / rate
+    return AudioMetadata(n, rate, n / rate)

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MediaError, item_prefix
+from ..errors import MediaError, item_prefix
+from ..types import ImageMetadata
 
 # PIL raises DecompressionBombError above 2 * Image.MAX_IMAGE_PIXELS; vLLM inherits that limit.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
@@ -73,7 +74,7 @@ def check_limit(height: int, width: int, max_pixels: int | None, where: str) -> 
         )
 
 
-def probe_image(source: Any, *, index: int | None = None) -> tuple[int, int]:
+def probe_image(source: Any, *, index: int | None = None) -> ImageMetadata:
     """``(height, width)`` in pixels from the header only (no pixel decode).
 
     Arrays and PIL images report their size directly.
@@ -81,12 +82,12 @@ def probe_image(source: Any, *, index: int | None = None) -> tuple[int, int]:
     from PIL import Image
 
     if isinstance(source, np.ndarray):
-        return _array_size(source, item_prefix(index))
+        return ImageMetadata(*_array_size(source, item_prefix(index)))
     if isinstance(source, Image.Image):
-        return source.height, source.width
+        return ImageMetadata(source.height, source.width)
     im = _open(source, index)
     try:
-        return im.height, im.width
+        return ImageMetadata(im.height, im.width)
     finally:
         im.close()
 

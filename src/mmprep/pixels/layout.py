@@ -35,43 +35,6 @@ def norm_table(mean: tuple[float, ...], std: tuple[float, ...], scale: float = 1
     return table
 
 
-def glm_image_layout(img: np.ndarray, patch: int, merge: int) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` -> channel-major ``(3, rows, patch*patch)``, rows ``(bh, bw, mh, mw)``.
-
-    One temporal slice of GLM's layout; the writer repeats each vector over the temporal patch
-    (an image is ``temporal_patch_size`` identical slices, SPEC §2.2 step 4).
-    """
-    h, w, _ = img.shape
-    bh, bw = h // (patch * merge), w // (patch * merge)
-    v = img.reshape(bh, merge, patch, bw, merge, patch, 3).transpose(6, 0, 3, 1, 4, 2, 5)
-    return np.ascontiguousarray(v).reshape(3, bh * bw * merge * merge, patch * patch)
-
-
-def glm_video_layout(frames: np.ndarray, patch: int, merge: int, temporal: int) -> np.ndarray:
-    """uint8 ``(T, H, W, 3)`` -> channel-major ``(3, rows, temporal*patch*patch)``.
-
-    T is padded to a multiple of ``temporal`` by repeating the last frame (Glm4vVideoProcessor);
-    rows ``(t, bh, bw, mh, mw)``, each channel's vector ``(tp, py, px)``.
-    """
-    t, h, w, _ = frames.shape
-    if t % temporal:
-        pad = np.repeat(frames[-1:], temporal - t % temporal, axis=0)
-        frames = np.concatenate([frames, pad], axis=0)
-        t = frames.shape[0]
-    gt, bh, bw = t // temporal, h // (patch * merge), w // (patch * merge)
-    v = frames.reshape(gt, temporal, bh, merge, patch, bw, merge, patch, 3)
-    v = v.transpose(8, 0, 2, 5, 3, 6, 1, 4, 7)  # c gt bh bw mh mw tp py px
-    return np.ascontiguousarray(v).reshape(3, gt * bh * bw * merge * merge, temporal * patch * patch)
-
-
-def isaac_layout(img: np.ndarray, patch: int) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` -> ``(hp*wp, patch*patch*3)`` uint8, ``(py, px, c)`` vectors."""
-    h, w, _ = img.shape
-    hp, wp = h // patch, w // patch
-    v = img.reshape(hp, patch, wp, patch, 3).transpose(0, 2, 1, 3, 4)
-    return np.ascontiguousarray(v).reshape(hp * wp, patch * patch * 3)
-
-
 def chw_patch_layout(img: np.ndarray, patch: int) -> np.ndarray:
     """uint8 ``(H, W, 3)`` -> channel-major ``(3, hp*wp, patch*patch)``, ``(c, yy, xx)`` vectors."""
     h, w, _ = img.shape

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import InvalidInputError, UnknownModelError, item_prefix
-from ..geometry import as_size_arrays
+from .errors import InvalidInputError, UnknownModelError, item_prefix
 
 S = TypeVar("S")
 
@@ -93,3 +93,42 @@ def finish_counts(counts: np.ndarray, ok: np.ndarray, on_error: str, why) -> np.
             raise InvalidInputError(f"{item_prefix(i)}{why(i)}")
         counts = np.where(ok, counts, -1)
     return counts.astype(np.int64)
+
+
+def check_size(height: object, width: object, index: int | None = None) -> tuple[int, int]:
+    """Return ``(height, width)`` as ints, or raise for None, NaN, non-integers and sizes <= 0."""
+    out = []
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or value is None:
+            raise InvalidInputError(f"{item_prefix(index)}{name} must be a positive int, got {value!r}")
+        if isinstance(value, (float, np.floating)):
+            if not math.isfinite(value) or value != int(value):
+                raise InvalidInputError(f"{item_prefix(index)}{name} must be a positive int, got {value!r}")
+            value = int(value)
+        try:
+            as_int = int(value)  # numpy ints, ints
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"{item_prefix(index)}{name} must be a positive int, got {value!r}"
+            ) from None
+        if as_int != value or as_int <= 0:
+            raise InvalidInputError(f"{item_prefix(index)}{name} must be a positive int, got {value!r}")
+        out.append(as_int)
+    return out[0], out[1]
+
+
+def as_size_arrays(heights, widths) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorized inputs as int64 arrays of equal shape (sizes are checked by the caller)."""
+    h = np.asarray(heights)
+    w = np.asarray(widths)
+    if h.shape != w.shape:
+        raise InvalidInputError(f"heights and widths differ in shape: {h.shape} vs {w.shape}")
+    for name, a in (("heights", h), ("widths", w)):
+        if a.dtype.kind == "f":
+            bad = ~np.isfinite(a) | (a != np.trunc(a))
+            if bad.any():
+                i = int(np.flatnonzero(bad.ravel())[0])
+                raise InvalidInputError(f"item {i}: {name[:-1]} must be a positive int, got {a.ravel()[i]!r}")
+        elif a.dtype.kind not in "iu":
+            raise InvalidInputError(f"{name} must be numeric, got dtype {a.dtype}")
+    return h.astype(np.int64, copy=False), w.astype(np.int64, copy=False)

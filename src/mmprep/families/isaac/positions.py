@@ -1,0 +1,61 @@
+"""Isaac MRoPE positions (SPEC §6, traps T6-T8): only the t row is offset; h and w stay raw.
+Text between images starts at the max over all rows + 1, text after the last image at last t + 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...positions import _grid_pattern, _llm_blocks
+
+
+def isaac_mrope_positions(
+    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2
+) -> tuple[np.ndarray, int]:
+    """Isaac positions ``(3, L)`` int64 and the delta: offset on the t row only (T6, T7)."""
+    blocks = _llm_blocks(num_tokens, features, pixel_shuffle_scale, ("image",))
+    out = np.empty((3, num_tokens), dtype=np.int64)
+    st = nxt = 0
+    last_t = None
+    for offset, _, h, w in blocks:
+        out[:, st:offset] = np.arange(nxt, nxt + offset - st)
+        start = nxt + offset - st
+        n = h * w
+        block = _grid_pattern(1, h, w)
+        block[0] += start
+        out[:, offset:offset + n] = block
+        nxt = max(start, h - 1, w - 1) + 1  # text between images: max over all rows + 1
+        last_t = start
+        st = offset + n
+    if st < num_tokens:
+        tail = nxt if last_t is None else last_t + 1  # text after the last image: t + 1
+        out[:, st:] = np.arange(tail, tail + num_tokens - st)
+    return out, int(out.max()) + 1 - num_tokens
+
+
+def isaac_mrope_positions_reference(
+    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2
+) -> tuple[np.ndarray, int]:
+    """Token-by-token Isaac positions (offset on t only; trailing text from the last t + 1)."""
+    blocks = _llm_blocks(num_tokens, features, pixel_shuffle_scale, ("image",))
+    cols: list[tuple[int, int, int]] = []
+    seg_max = None  # max over all rows of the last segment written
+    last_t = None
+    st = 0
+    for offset, _, h, w in blocks:
+        base = seg_max + 1 if seg_max is not None else 0
+        text = [(base + k,) * 3 for k in range(offset - st)]
+        cols += text
+        start = base + len(text)
+        image = [(start, y, x) for y in range(h) for x in range(w)]
+        cols += image
+        seg_max = max(max(c) for c in image)
+        last_t = image[-1][0]
+        st = offset + h * w
+    if st < num_tokens:
+        base = last_t + 1 if last_t is not None else 0
+        cols += [(base + k,) * 3 for k in range(num_tokens - st)]
+    arr = np.array(cols, dtype=np.int64).T.reshape(3, -1)
+    return arr, int(arr.max()) + 1 - num_tokens

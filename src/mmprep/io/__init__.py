@@ -1,0 +1,1 @@
+"""Decoding and header probes: images (:mod:`.image`), video containers (:mod:`.video`), audio files (:mod:`.audio`)."""
