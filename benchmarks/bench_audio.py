@@ -40,7 +40,7 @@ def main() -> None:
     from transformers import ParakeetFeatureExtractor
 
     import mmprep
-    from mmprep.audio import nemotron_audio_features
+    from mmprep.families.nemotron.audio import nemotron_audio_features
 
     fam = mmprep.load("nemotron-3-nano-omni")
     s = fam.spec

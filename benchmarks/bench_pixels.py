@@ -147,10 +147,12 @@ def main() -> None:
 
     import_torchvision()
     import mmprep
-    from mmprep import pixels as px
+    from mmprep.families.glm4v.pixels import glm_image_pixels
+    from mmprep.families.isaac.pixels import isaac_image_pixels
+    from mmprep.families.nemotron.pixels import nemotron_image_pixels
 
-    ours = {"glm-4.1v": px.glm_image_pixels, "isaac": px.isaac_image_pixels,
-            "nemotron-nano-vl": px.nemotron_image_pixels, "nemotron-3-nano-omni": px.nemotron_image_pixels}
+    ours = {"glm-4.1v": glm_image_pixels, "isaac": isaac_image_pixels,
+            "nemotron-nano-vl": nemotron_image_pixels, "nemotron-3-nano-omni": nemotron_image_pixels}
     jpegs = {name: [make_jpeg(h, w, seed=i) for i in range(BATCH[name])] for name, (h, w) in SIZES.items()}
     peer_fns = peers(torch)
     results = []

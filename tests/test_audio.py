@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 
 import mmprep
 from mmprep import InvalidInputError, MediaError, MmprepError
-from mmprep.audio import (
+from mmprep.families.nemotron.audio import (
     mel_filter_bank,
     nemotron_audio_features,
     nemotron_count_audio_tokens,
     nemotron_plan_audio,
     subsampled_length,
 )
-from mmprep.audio_io import probe_audio, read_audio, resampled_length
+from mmprep.io.audio import probe_audio, read_audio, resampled_length
 
 HOP, SR = 160, 16_000
 HOUR = 3600 * SR
@@ -466,7 +466,7 @@ def test_bytes_buffers_and_file_objects(tmp_path):
 
 
 def test_import_stays_light():
-    code = "import sys, mmprep.audio, mmprep.audio_io; assert 'torch' not in sys.modules; " \
+    code = "import sys, mmprep.families.nemotron.audio, mmprep.io.audio; assert 'torch' not in sys.modules; " \
            "assert 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 

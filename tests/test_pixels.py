@@ -19,8 +19,9 @@ from PIL import Image
 
 import mmprep
 from mmprep import InvalidInputError, MmprepError
-from mmprep.pixels import glm_video_patches, nemotron_frame_tiles
-from mmprep.pixels_resize import pil_bicubic
+from mmprep.families.glm4v.pixels import glm_video_patches
+from mmprep.families.nemotron.pixels import nemotron_frame_tiles
+from mmprep.pixels.resize import pil_bicubic
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

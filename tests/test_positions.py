@@ -9,15 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmprep import MmprepError
-from mmprep.positions import (
-    MediaFeature,
-    batch_positions,
-    decode_positions,
-    glm_mrope_positions,
-    glm_mrope_positions_reference,
-    isaac_mrope_positions,
-    isaac_mrope_positions_reference,
-)
+from mmprep.families.glm4v.positions import glm_mrope_positions, glm_mrope_positions_reference
+from mmprep.families.isaac.positions import isaac_mrope_positions, isaac_mrope_positions_reference
+from mmprep.positions import MediaFeature, batch_positions, decode_positions
 
 
 def img(offset, h, w):

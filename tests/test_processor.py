@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import mmprep
 from mmprep import MmprepError
-from mmprep.positions import glm_mrope_positions_reference, isaac_mrope_positions_reference
+from mmprep.families.glm4v.positions import glm_mrope_positions_reference
+from mmprep.families.isaac.positions import isaac_mrope_positions_reference
 from mmprep.types import AudioPlan, VideoPlan
 from tests.tokenizers_fixture import glm_tokenizer, hf_tokenizer, isaac_tokenizer, nemotron_tokenizer
 
@@ -118,7 +119,7 @@ def test_glm_length_is_text_plus_plan_tokens_plus_structure(sample, version):
     if videos:
         p = videos[0]
         plan_tokens += p.num_tokens
-        stamps = sum(len(tok.encode(mmprep.tokens.glm_timestamp_text(version, int(t))).ids) for t in p.timestamps)
+        stamps = sum(len(tok.encode(glm_timestamp_text(version, int(t))).ids) for t in p.timestamps)
         structure += -3 + 2 + 2 * p.grid[0] + stamps  # bov/eov + boi/eoi per group + timestamps
     ids = b["input_ids"][0]
     assert ids.size == n_text + plan_tokens + structure
@@ -324,7 +325,7 @@ def test_nemotron_length_is_text_plus_plans_plus_structure(n_img, n_aud, frames,
     n_text = len(tok.encode(text, add_special_tokens=False).ids) - n_img - 1 - n_aud
     image_tokens = sum(p.num_tokens for p in b.plans["image"][0])
     audio_tokens = sum(int(omni.count_audio_tokens(n)) for n in audios)
-    seps = sum(len(tok.encode(mmprep.tokens.nemotron_separator(i, t), add_special_tokens=False).ids)
+    seps = sum(len(tok.encode(nemotron_separator(i, t), add_special_tokens=False).ids)
                for i, t in enumerate(video.timestamps))
     structure = 2 * n_img + 2 * n_aud + 2 * frames + seps
     assert b["input_ids"].shape[1] == n_text + image_tokens + sum(per) + audio_tokens + structure

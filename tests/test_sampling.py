@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from mmprep import MmprepError
-from mmprep import sampling as S
+from mmprep.families.glm4v import sampling as glm_sampling
+from mmprep.families.nemotron import sampling as nem_sampling
 
 FPS = st.sampled_from([1, 2, 5, 8, 10, 12, 15, 23.976, 24, 25, 29.97, 30, 48, 50, 59.94, 60, 90, 120]) | st.floats(0.5, 240)
 
@@ -79,7 +80,7 @@ def _metadata(draw_frames, fps, duration_mode):
 @given(st.integers(1, 40_000), FPS, st.sampled_from(["given", "absent", "no_total"]))
 def test_glm41v_matches_its_twin_and_properties(frames, fps, mode):
     md = _metadata(frames, fps, mode)
-    got = S.glm41v_sample_frames(frames, md)
+    got = glm_sampling.glm41v_sample_frames(frames, md)
     idx, stamps = glm41v_twin(frames, md)
     assert list(got.frame_indices) == idx and list(got.timestamps) == stamps
     _check_properties(got, frames)
@@ -89,10 +90,10 @@ def test_glm41v_matches_its_twin_and_properties(frames, fps, mode):
 def test_glm46v_matches_its_twin_and_properties(frames, fps, mode, tps):
     md = _metadata(frames, fps, mode)
     md.pop("do_sample_frames")
-    got = S.glm46v_sample_frames(frames, md, temporal_patch_size=tps)
+    got = glm_sampling.glm46v_sample_frames(frames, md, temporal_patch_size=tps)
     idx, stamps = glm46v_twin(frames, md, tps)
     assert list(got.frame_indices) == idx and list(got.timestamps) == stamps
-    assert got.extract_t <= S.GLM46V_MAX_FRAMES
+    assert got.extract_t <= glm_sampling.GLM46V_MAX_FRAMES
     _check_properties(got, frames)
 
 
@@ -109,24 +110,24 @@ def _check_properties(got, frames):
 @given(st.integers(0, 3000), st.floats(0.3, 200), st.sampled_from([1, 2]), st.sampled_from([3, 1, 0.5]),
        st.integers(0, 200))
 def test_glm46v_vectorized_loop_equals_the_plain_loop(frames, fps, tps, target, max_second):
-    a = S.glm46v_loop(frames, fps, tps, target, max_second) if frames else []
-    assert a == S.glm46v_loop_reference(frames, fps, tps, target, max_second)
+    a = glm_sampling.glm46v_loop(frames, fps, tps, target, max_second) if frames else []
+    assert a == glm_sampling.glm46v_loop_reference(frames, fps, tps, target, max_second)
 
 
 def test_glm46v_doc_examples():
-    s = S.glm46v_sample_frames(300, {"fps": 30, "total_num_frames": 300, "duration": 10.0})
+    s = glm_sampling.glm46v_sample_frames(300, {"fps": 30, "total_num_frames": 300, "duration": 10.0})
     assert s.extract_t == 60 and s.frame_indices[:3] == (0, 5, 10) and s.timestamps[:4] == (0, 0, 0, 1)
-    s = S.glm46v_sample_frames(90000, {"fps": 25, "total_num_frames": 90000, "duration": 3600.0})
+    s = glm_sampling.glm46v_sample_frames(90000, {"fps": 25, "total_num_frames": 90000, "duration": 3600.0})
     assert s.extract_t == 640 and s.frame_indices[:6] == (0, 140, 281, 422, 563, 704)
-    s = S.glm46v_sample_frames(20, {"fps": 2, "total_num_frames": 20, "duration": 10.0})
+    s = glm_sampling.glm46v_sample_frames(20, {"fps": 2, "total_num_frames": 20, "duration": 10.0})
     assert s.frame_indices == tuple(range(20)) and s.timestamps == tuple(range(10))
 
 
 def test_glm41v_doc_example_and_passthrough_keeps_order():
-    s = S.glm41v_sample_frames(300, {"fps": 30, "total_num_frames": 300, "duration": 10.0, "do_sample_frames": True})
+    s = glm_sampling.glm41v_sample_frames(300, {"fps": 30, "total_num_frames": 300, "duration": 10.0, "do_sample_frames": True})
     assert s.frame_indices == tuple(range(0, 300, 15)) and s.timestamps == tuple(range(10))
     md = {"fps": 10, "total_num_frames": 100, "do_sample_frames": False, "frames_indices": [50, 10, 10, 70]}
-    s = S.glm41v_sample_frames(100, md)
+    s = glm_sampling.glm41v_sample_frames(100, md)
     assert s.frame_indices == (50, 10, 70, 70) and s.timestamps == (5, 7)
 
 
@@ -143,18 +144,18 @@ def test_glm41v_doc_example_and_passthrough_keeps_order():
 ])
 def test_glm41v_bad_metadata_raises(md):
     with pytest.raises(MmprepError):
-        S.glm41v_sample_frames(10, md)
+        glm_sampling.glm41v_sample_frames(10, md)
 
 
 @pytest.mark.parametrize("md", [{"total_num_frames": 10}, {"fps": 0}, {"fps": 25, "total_num_frames": 0}])
 def test_glm46v_bad_metadata_raises(md):
     with pytest.raises(MmprepError):
-        S.glm46v_sample_frames(10, md)
+        glm_sampling.glm46v_sample_frames(10, md)
 
 
 @given(st.integers(1, 100_000), FPS, st.integers(-1, 64), st.sampled_from([0.0, -1.0, 0.5, 1.0, 2.0]))
 def test_opencv_loader_properties(total, fps, num_frames, target_fps):
-    s = S.opencv_sample_frames(total, fps, num_frames=num_frames, target_fps=target_fps)
+    s = nem_sampling.opencv_sample_frames(total, fps, num_frames=num_frames, target_fps=target_fps)
     idx = list(s.frame_indices)
     assert 1 <= len(idx) <= total and idx == sorted(set(idx)) and 0 <= idx[0] and idx[-1] < total
     if num_frames > 0:
@@ -163,9 +164,9 @@ def test_opencv_loader_properties(total, fps, num_frames, target_fps):
 
 
 def test_opencv_loader_default_is_32_uniform_frames():
-    s = S.opencv_sample_frames(1800, 30.0)
+    s = nem_sampling.opencv_sample_frames(1800, 30.0)
     assert len(s.frame_indices) == 32 and s.frame_indices[0] == 0 and s.frame_indices[-1] == 1799
-    assert S.opencv_sample_frames(10, 30.0).frame_indices == tuple(range(10))
+    assert nem_sampling.opencv_sample_frames(10, 30.0).frame_indices == tuple(range(10))
 
 
 @given(st.integers(1, 50_000), FPS)
@@ -173,9 +174,9 @@ def test_opencv_dynamic_is_the_glm41v_rule_sorted_unique_unpadded(total, fps):
     duration = total / fps
     if int(math.floor(duration * 2)) == 0:
         with pytest.raises(MmprepError):
-            S.opencv_dynamic_sample_frames(total, fps)
+            nem_sampling.opencv_dynamic_sample_frames(total, fps)
         return
-    s = S.opencv_dynamic_sample_frames(total, fps)
+    s = nem_sampling.opencv_dynamic_sample_frames(total, fps)
     twin, _ = glm41v_twin(total, {"fps": fps, "total_num_frames": total, "duration": duration})
     assert list(s.frame_indices) == sorted(set(twin))
 
@@ -183,6 +184,6 @@ def test_opencv_dynamic_is_the_glm41v_rule_sorted_unique_unpadded(total, fps):
 @pytest.mark.parametrize("args", [(0, 30.0), (10, 0.0), (10, float("inf")), (10, -5.0)])
 def test_opencv_loaders_reject_bad_input(args):
     with pytest.raises(MmprepError):
-        S.opencv_sample_frames(*args)
+        nem_sampling.opencv_sample_frames(*args)
     with pytest.raises(MmprepError):
-        S.opencv_dynamic_sample_frames(*args)
+        nem_sampling.opencv_dynamic_sample_frames(*args)

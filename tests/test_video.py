@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import mmprep
 from mmprep import InvalidInputError, MediaError, MmprepError, VideoMetadata
-from mmprep.video import count_video_tokens, frame_duration_ms, vllm_metadata
-from mmprep.video_io import probe_video, read_frames
+from mmprep.families.nemotron.video import frame_duration_ms
+from mmprep.io.video import probe_video, read_frames
+from mmprep.video import vllm_metadata
 
 av = pytest.importorskip("av")
 
@@ -261,7 +262,7 @@ def test_nemotron_video_pixels_shape_and_errors(clips):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_batched_glm_frame_counts_equal_the_scalar_samplers(seed):
     from mmprep import sampling
-    from mmprep.video_count import glm41v_frame_counts, glm46v_frame_counts
+    from mmprep.families.glm4v.frame_counts import glm41v_frame_counts, glm46v_frame_counts
 
     rng = np.random.default_rng(seed)
     n = 400
