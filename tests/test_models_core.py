@@ -29,18 +29,40 @@ def _qkv(lengths, heads, kv_heads, dim, seed):
     return q, k, v, cu
 
 
+def _attention_by_hand(q, k, v, lengths, causal, scale=None):
+    """float64 softmax(q k^T * scale) v, one sequence and one query head at a time. Query head h
+    reads KV head h // (H / Hkv). Shares no code with mmprep (no block mask, no expand_kv)."""
+    heads, kv_heads, dim = q.shape[1], k.shape[1], q.shape[2]
+    scale = dim**-0.5 if scale is None else scale
+    out = torch.zeros(q.shape, dtype=torch.float64)
+    start = 0
+    for n in lengths:
+        for h in range(heads):
+            kh = h // (heads // kv_heads)
+            qs, ks, vs = (t[start:start + n, hh].double() for t, hh in ((q, h), (k, kh), (v, kh)))
+            scores = (qs @ ks.T) * scale
+            if causal:
+                scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+            out[start:start + n, h] = scores.softmax(-1) @ vs
+        start += n
+    return out
+
+
 # -- attention -----------------------------------------------------------------------------------
 
 
 @FAST
 @given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4), kv=st.sampled_from([1, 2, 4]),
        causal=st.booleans(), seed=st.integers(0, 99))
-def test_every_cpu_backend_equals_the_reference(lengths, kv, causal, seed):
+def test_every_cpu_backend_equals_attention_by_hand(lengths, kv, causal, seed):
     q, k, v, cu = _qkv(lengths, 4, kv, 8, seed)
-    ref = att.varlen_attention_reference(q, k, v, cu, causal=causal)
-    for backend in ("sdpa", "sdpa_mask", "eager", "varlen", "flash_attn"):  # flash names fall back on CPU
+    want = _attention_by_hand(q, k, v, lengths, causal)
+    backends = ("sdpa", "sdpa_mask", "eager", "varlen", "flash_attn")  # flash names fall back on CPU
+    for backend in backends:
         got = att.varlen_attention(q, k, v, cu, causal=causal, backend=backend)
-        assert torch.allclose(got, ref, atol=1e-5), backend
+        assert torch.allclose(got.double(), want, atol=1e-5), backend
+    got = att.varlen_attention_reference(q, k, v, cu, causal=causal, scale=0.3)  # the tests' shared reference
+    assert torch.allclose(got.double(), _attention_by_hand(q, k, v, lengths, causal, scale=0.3), atol=1e-5)
 
 
 def test_varlen_attention_keeps_sequences_apart():
@@ -64,7 +86,7 @@ def test_reference_matches_a_per_sequence_softmax_by_hand():
 @given(lengths=st.lists(st.integers(1, 7), min_size=1, max_size=3), seed=st.integers(0, 99))
 def test_decode_attention_equals_the_last_row_of_causal_attention(lengths, seed):
     q, k, v, cu = _qkv(lengths, 4, 2, 8, seed)
-    full = att.varlen_attention_reference(q, k, v, cu, causal=True)
+    full = _attention_by_hand(q, k, v, lengths, causal=True)
     B, S = len(lengths), max(lengths) + 2
     kc, vc = torch.zeros(B, S, 2, 8), torch.zeros(B, S, 2, 8)
     for b, (s, e) in enumerate(zip(cu[:-1].tolist(), cu[1:].tolist())):
@@ -74,7 +96,7 @@ def test_decode_attention_equals_the_last_row_of_causal_attention(lengths, seed)
     last = cu[1:].long() - 1
     for backend in ("sdpa", "eager"):
         got = att.decode_attention(q[last], kc, vc, lens, backend=backend)
-        assert torch.allclose(got, full[last], atol=1e-5), backend
+        assert torch.allclose(got.double(), full[last], atol=1e-5), backend
 
 
 def test_backend_is_chosen_once_reported_and_overridable():
@@ -148,8 +170,9 @@ def test_mrope_equals_reference(length, sections, seed):
 def test_mrope_with_equal_axes_is_plain_rope():
     pos = torch.arange(7)
     cos, sin = rope.mrope_cos_sin(pos[None].expand(3, -1), 16, 10000.0, (2, 3, 3))
-    angles = (pos[:, None].float() * rope.inv_freq(16, 10000.0)).repeat_interleave(2, -1)
-    assert torch.allclose(cos, angles.cos()) and torch.allclose(sin, angles.sin())
+    freqs = torch.tensor([10000.0 ** (-2 * i / 16) for i in range(8)], dtype=torch.float64)  # theta^(-2i/d)
+    angles = (pos[:, None].double() * freqs).repeat_interleave(2, -1)
+    assert torch.allclose(cos.double(), angles.cos(), atol=1e-5) and torch.allclose(sin.double(), angles.sin(), atol=1e-5)
 
 
 def test_mrope_sections_must_cover_the_rotary_dim():

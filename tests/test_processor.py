@@ -3,6 +3,10 @@ Glm4vProcessor on a tiny checkpoint, the reference's text-level expansion, batch
 
 from __future__ import annotations
 
+import json
+import math
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -12,6 +16,7 @@ import mmprep
 from mmprep import MmprepError
 from mmprep.families.glm4v.positions import glm_mrope_positions_reference
 from mmprep.families.isaac.positions import isaac_mrope_positions_reference
+from mmprep.families.glm4v.prompt import glm_timestamp_text
 from mmprep.types import AudioPlan, VideoPlan
 from tests.tokenizers_fixture import glm_tokenizer, hf_tokenizer, isaac_tokenizer, nemotron_tokenizer
 
@@ -21,6 +26,77 @@ GLM_VID = "<|begin_of_video|><|video|><|end_of_video|>"
 
 def rand_image(h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def token_runs(ids, token_id):
+    """``(start, length)`` of each maximal run of ``token_id`` in ``ids``: where the media blocks sit."""
+    runs: list[list[int]] = []
+    for i, t in enumerate(np.asarray(ids).tolist()):
+        if t != token_id:
+            continue
+        if runs and runs[-1][0] + runs[-1][1] == i:
+            runs[-1][1] += 1
+        else:
+            runs.append([i, 1])
+    return [tuple(r) for r in runs]
+
+
+# Independent expectations: SPEC formulas written out by hand, and the golden vectors.
+
+
+def glm_image_grid(h, w, min_pixels=112 * 112, max_pixels=28 * 28 * 15000):
+    """SPEC §1.2 smart_resize for an image (num_frames 2, factor 28, HF image processor defaults),
+    then the patch grid ``(1, h'/14, w'/14)``; tokens are ``h'/14 * w'/14 // 4``."""
+    if h < 28 or w < 28:
+        scale = max(28 / h, 28 / w)
+        h, w = int(h * scale), int(w * scale)
+    hb, wb = round(h / 28) * 28, round(w / 28) * 28
+    if 2 * hb * wb > max_pixels:
+        beta = math.sqrt(2 * h * w / max_pixels)
+        hb, wb = max(28, math.floor(h / beta / 28) * 28), max(28, math.floor(w / beta / 28) * 28)
+    elif 2 * hb * wb < min_pixels:
+        beta = math.sqrt(min_pixels / (2 * h * w))
+        hb, wb = math.ceil(h * beta / 28) * 28, math.ceil(w * beta / 28) * 28
+    return (1, hb // 14, wb // 14)
+
+
+def glm_image_tokens(h, w):
+    _, gh, gw = glm_image_grid(h, w)
+    return gh * gw // 4
+
+
+def nemotron_audio_tokens(n):
+    """SPEC §7: ``n // 160`` frames, then three stride-2 convs (k 3): ``L -> (L + 1) // 2``, at least 1."""
+    frames = n // 160
+    for _ in range(3):
+        frames = (frames + 1) // 2
+    return max(1, frames)
+
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+# Isaac sizes with the default processor (p 16, scale 2, 256..6144 patches): (h, w) -> (grid_h, grid_w, tokens)
+ISAAC_GOLDEN = {
+    (r["args"]["height"], r["args"]["width"]): (r["expected"]["grid_h"], r["expected"]["grid_w"],
+                                                r["expected"]["num_tokens"])
+    for r in map(json.loads, (GOLDEN / "image_isaac_image_size.jsonl").read_text().splitlines())
+    if "num_tokens" in r["expected"] and r["args"]["patch_size"] == 16 and r["args"]["pixel_shuffle_scale"] == 2
+    and r["args"]["max_num_patches"] == 6144 and r["args"]["min_num_patches"] == 256
+    and r["args"]["height"] * r["args"]["width"] <= 640 * 480
+}
+
+
+def test_the_hand_written_glm_grid_reproduces_the_golden_rows_and_spec_examples():
+    rows = [json.loads(x) for x in (GOLDEN / "image_glm4v_image_size.jsonl").read_text().splitlines()]
+    checked = 0
+    for r in rows:
+        a, e = r["args"], r["expected"]
+        if "grid_thw" not in e or a["patch_size"] != 14 or a["merge_size"] != 2 or a["temporal_patch_size"] != 2:
+            continue
+        assert list(glm_image_grid(a["height"], a["width"], a["min_pixels"], a["max_pixels"])) == e["grid_thw"], r["case"]
+        checked += 1
+    assert checked >= 20
+    assert [glm_image_tokens(*hw) for hw in [(1080, 1920), (480, 640), (20, 1000), (100, 100), (28, 28)]] == [
+        2691, 391, 50, 16, 9]  # SPEC §1.2 worked examples
 
 
 # -- GLM -------------------------------------------------------------------------------------
@@ -114,7 +190,7 @@ def test_glm_length_is_text_plus_plan_tokens_plus_structure(sample, version):
     videos = [glm_video_plan(glm, video)] if video else []
     b = glm.prompt(text, images=images, videos=videos, tokenizer=tok)
     n_text = len(tok.encode(text).ids)
-    plan_tokens = sum(glm.plan_image(h, w).num_tokens for h, w in images)
+    plan_tokens = sum(glm_image_tokens(h, w) for h, w in images)  # SPEC §1.2 by hand
     structure = -len(images)  # each <|image|> placeholder becomes its tokens
     if videos:
         p = videos[0]
@@ -123,9 +199,14 @@ def test_glm_length_is_text_plus_plan_tokens_plus_structure(sample, version):
         structure += -3 + 2 + 2 * p.grid[0] + stamps  # bov/eov + boi/eoi per group + timestamps
     ids = b["input_ids"][0]
     assert ids.size == n_text + plan_tokens + structure
-    spans = b.plans["spans"][0]
-    feats = [{"modality": s.modality, "offset": s.start,
-              "grid_thw": (b.plans[s.modality][0][s.index]).grid} for s in spans]
+    # blocks located in the ids themselves (SPEC §6.1): an image at its first <|image|>, a video at
+    # its <|begin_of_video|>
+    runs = token_runs(ids, tok.token_to_id("<|image|>"))
+    assert [n for _, n in runs] == [glm_image_tokens(h, w) for h, w in images]
+    feats = [{"modality": "image", "offset": s, "grid_thw": glm_image_grid(h, w)} for (s, _), (h, w) in zip(runs, images)]
+    if videos:
+        feats.append({"modality": "video", "offset": token_runs(ids, tok.token_to_id("<|begin_of_video|>"))[0][0],
+                      "grid_thw": videos[0].grid})
     pos, delta = glm_mrope_positions_reference(ids.size, feats, 2)
     assert (b["position_ids"][:, 0] == pos).all() and int(b["mrope_position_delta"][0, 0]) == delta
 
@@ -142,17 +223,20 @@ def isaac_text_reference(text, tokens, tok):
 
 def test_isaac_process_equals_prompt_and_the_reference_text_expansion():
     isaac, tok = mmprep.load("isaac"), isaac_tokenizer()
-    imgs = [rand_image(40, 70, 1), rand_image(130, 50, 2)]
+    sizes = [(58, 94), (327, 390)]  # golden isaac_image_size: 224x320 (14x20 patches, 70 tokens), 352x416 (22x26, 143)
+    grids, tokens = [(1, 14, 20), (1, 22, 26)], [70, 143]
+    imgs = [rand_image(h, w, i) for i, (h, w) in enumerate(sizes)]
     text = "Look:<image>and <image>, then answer."
     b = isaac.process(text, images=imgs, tokenizer=tok)
-    m = isaac.prompt(text, images=[(40, 70), (130, 50)], tokenizer=tok)
+    m = isaac.prompt(text, images=sizes, tokenizer=tok)
     for key in ("input_ids", "position_ids", "mrope_position_delta", "image_grid_thw"):
         assert (b[key] == m[key]).all(), key
-    plans = [isaac.plan_image(40, 70), isaac.plan_image(130, 50)]
-    assert b["input_ids"][0].tolist() == isaac_text_reference(text, [p.num_tokens for p in plans], tok)
-    assert b["pixel_values"].shape == (sum(p.num_patches for p in plans), 768)
-    spans = b.plans["spans"][0]
-    feats = [{"modality": "image", "offset": s.start, "grid_thw": p.grid} for s, p in zip(spans, plans)]
+    assert b["image_grid_thw"].tolist() == [list(g) for g in grids]
+    assert b["input_ids"][0].tolist() == isaac_text_reference(text, tokens, tok)
+    assert b["pixel_values"].shape == (14 * 20 + 22 * 26, 768)
+    runs = token_runs(b["input_ids"][0], tok.token_to_id("<|image_pad|>"))
+    assert [n for _, n in runs] == tokens
+    feats = [{"modality": "image", "offset": s, "grid_thw": g} for (s, _), g in zip(runs, grids)]
     pos, delta = isaac_mrope_positions_reference(b["input_ids"].shape[1], feats, 2)
     assert (b["position_ids"][:, 0] == pos).all() and int(b["mrope_position_delta"][0, 0]) == delta
 
@@ -181,10 +265,13 @@ def test_nemotron_tiles_process_equals_prompt_without_bos():
     b = nemo.process(text, images=imgs, tokenizer=tok)
     m = nemo.prompt(text, images=[(300, 500), (64, 64)], tokenizer=tok)
     assert (b["input_ids"] == m["input_ids"]).all()
-    plans = [nemo.plan_image(300, 500), nemo.plan_image(64, 64)]
-    assert b["input_ids"][0].tolist() == nemotron_text_reference(text, [p.num_tokens for p in plans], tok)
-    assert b["image_num_patches"].tolist() == [p.tiles.num_tiles for p in plans]
-    assert b["pixel_values_flat"].shape == (sum(p.tiles.num_tiles for p in plans), 3, 512, 512)
+    # SPEC §1.3 by hand (512 px tiles, 1..12 tiles, 256 tokens a tile): 300x500 has aspect 5/3; the
+    # closest ratio with cols*rows <= 12 is 3x2 (|1.5 - 5/3| < |2 - 5/3|), 6 tiles + thumbnail = 7.
+    # 64x64 is square: 1x1, and the 2x2 / 3x3 ties lose (64*64 <= 0.5*512*512*4): 1 tile, no thumbnail.
+    tiles = [7, 1]
+    assert b["input_ids"][0].tolist() == nemotron_text_reference(text, [256 * n for n in tiles], tok)
+    assert b["image_num_patches"].tolist() == tiles
+    assert b["pixel_values_flat"].shape == (sum(tiles), 3, 512, 512)
     with_bos = nemo.prompt(text, images=[(300, 500), (64, 64)], tokenizer=tok, add_special_tokens=True)
     assert with_bos["input_ids"][0, 0] == tok.token_to_id("<s>")
     assert with_bos["input_ids"].shape[1] == b["input_ids"].shape[1] + 1
@@ -192,21 +279,28 @@ def test_nemotron_tiles_process_equals_prompt_without_bos():
 
 def test_nemotron_dynamic_tiler_budgets_the_prompt_text():
     omni, tok = mmprep.load("nemotron-3-nano-omni"), nemotron_tokenizer()
-    imgs = [rand_image(200, 300, 1), rand_image(90, 40, 2)]
+
+    def image_tokens(batch):
+        return int((batch["input_ids"] == tok.token_to_id("<image>")).sum())
+
     text = "Two pictures: <image> <image> describe both."
-    b = omni.process(text, images=imgs, tokenizer=tok, max_model_len=3000, text_len="prompt")
-    m = omni.prompt(text, images=[(200, 300), (90, 40)], tokenizer=tok, max_model_len=3000, text_len="prompt")
-    assert (b["input_ids"] == m["input_ids"]).all()
     n_text = len(tok.encode(text.replace("<image>", ""), add_special_tokens=False).ids)
-    req = omni.plan_request([(200, 300), (90, 40)], text_len=n_text, max_model_len=3000)
-    assert b["num_tokens_per_image"].tolist() == [p.num_tokens for p in req.images]
-    assert int((b["input_ids"] == tok.token_to_id("<image>")).sum()) == req.total_tokens
-    big = [(800, 1200), (900, 500)]  # the budget binds: the two text_len rules differ
-    default = omni.prompt(text, images=big, tokenizer=tok, max_model_len=600)
-    seed = omni.prompt(text, images=big, tokenizer=tok, max_model_len=600, text_len="prompt")
-    assert default.plans["image"][0] == list(omni.plan_request(big, max_model_len=600).images)
-    assert seed.plans["image"][0] == list(omni.plan_request(big, text_len=n_text, max_model_len=600).images)
-    assert seed["input_ids"].shape[1] < default["input_ids"].shape[1]
+    # golden nemotron_dynamic_tiles 0031: 640x480 and 480x640 with 6000 - 700 - 4 tokens available
+    # -> 300 tokens each; the prompt rule leaves the same when max_model_len is 5300 + the text
+    imgs = [rand_image(640, 480, 1), rand_image(480, 640, 2)]
+    b = omni.process(text, images=imgs, tokenizer=tok, max_model_len=5300 + n_text, text_len="prompt")
+    m = omni.prompt(text, images=[(640, 480), (480, 640)], tokenizer=tok, max_model_len=5300 + n_text,
+                    text_len="prompt")
+    assert (b["input_ids"] == m["input_ids"]).all()
+    assert b["num_tokens_per_image"].tolist() == [300, 300] and image_tokens(b) == 600
+    # the budget binds (golden 0012 / 0013): 2160x3840 gives 3311 tokens with 16380 available, 480 with 496
+    one, big = "Look: <image>", [(2160, 3840)]
+    n_one = len(tok.encode("Look: ", add_special_tokens=False).ids)
+    assert image_tokens(omni.prompt(one, images=big, tokenizer=tok, max_model_len=16384)) == 3311
+    assert image_tokens(omni.prompt(one, images=big, tokenizer=tok, max_model_len=500)) == 480  # text_len 0
+    seed = omni.prompt(one, images=big, tokenizer=tok, max_model_len=500 + n_one, text_len="prompt")
+    assert image_tokens(seed) == 480
+    assert image_tokens(omni.prompt(one, images=big, tokenizer=tok, max_model_len=500, text_len="prompt")) < 480
 
 
 def nemotron_video_plan(indices, fps, per_frame):
@@ -229,7 +323,7 @@ def test_nemotron_video_and_audio_from_plans():
     s = ids.tolist()
     assert any(s[i:i + len(sep)] == sep for i in range(len(s)))
     counted = omni.prompt("<so_embedding>", audios=[16000], tokenizer=tok)
-    assert int((counted["input_ids"] == tid("<so_embedding>")).sum()) == int(omni.count_audio_tokens(16000))
+    assert int((counted["input_ids"] == tid("<so_embedding>")).sum()) == nemotron_audio_tokens(16000) == 13
 
 
 def test_nemotron_audio_process_equals_prompt():
@@ -238,7 +332,8 @@ def test_nemotron_audio_process_equals_prompt():
     b = omni.process("hear <so_embedding>", audios=[wave], tokenizer=tok)
     m = omni.prompt("hear <so_embedding>", audios=[24000], tokenizer=tok)
     assert (b["input_ids"] == m["input_ids"]).all()
-    assert b["input_audio_features"].shape[0] == 1 and int(b["audio_feature_lengths"][0]) == m.plans["audio"][0][0].num_frames
+    assert b["input_audio_features"].shape[0] == 1 and int(b["audio_feature_lengths"][0]) == 24000 // 160  # hop 160
+    assert int((b["input_ids"] == tok.token_to_id("<so_embedding>")).sum()) == nemotron_audio_tokens(24000) == 19
 
 
 # -- batching, tensors, errors ----------------------------------------------------------------
@@ -295,18 +390,19 @@ def test_video_plan_whose_timestamps_disagree_with_its_grid_raises():
         glm.prompt(GLM_VID, videos=[bad], tokenizer=glm_tokenizer())
 
 
-@given(st.lists(st.tuples(st.sampled_from(["a", " b c", "\n", " 3.5"]), st.integers(16, 300), st.integers(16, 300)),
+@given(st.lists(st.tuples(st.sampled_from(["a", " b c", "\n", " 3.5"]), st.sampled_from(sorted(ISAAC_GOLDEN))),
                 max_size=3), st.sampled_from(["", " end"]))
 def test_isaac_length_and_positions_from_random_mixes(items, tail):
     isaac, tok = mmprep.load("isaac"), isaac_tokenizer()
-    text = "".join(t + "<image>" for t, _, _ in items) + tail + "."
-    sizes = [(h, w) for _, h, w in items]
+    text = "".join(t + "<image>" for t, _ in items) + tail + "."
+    sizes = [hw for _, hw in items]
     b = isaac.prompt(text, images=sizes, tokenizer=tok)
-    plans = [isaac.plan_image(h, w) for h, w in sizes]
+    want = [ISAAC_GOLDEN[hw] for hw in sizes]  # (grid_h, grid_w, tokens) from the golden vectors
     stand_in = text.replace("<image>", "<|image_pad|>")
-    assert b["input_ids"].shape[1] == len(tok.encode(stand_in).ids) - len(items) + sum(p.num_tokens for p in plans)
-    feats = [{"modality": "image", "offset": s.start, "grid_thw": p.grid}
-             for s, p in zip(b.plans["spans"][0], plans)]
+    assert b["input_ids"].shape[1] == len(tok.encode(stand_in).ids) - len(items) + sum(n for _, _, n in want)
+    runs = token_runs(b["input_ids"][0], tok.token_to_id("<|image_pad|>"))
+    assert [n for _, n in runs] == [n for _, _, n in want]
+    feats = [{"modality": "image", "offset": s, "grid_thw": (1, gh, gw)} for (s, _), (gh, gw, _) in zip(runs, want)]
     pos, delta = isaac_mrope_positions_reference(b["input_ids"].shape[1], feats, 2)
     assert (b["position_ids"][:, 0] == pos).all() and int(b["mrope_position_delta"][0, 0]) == delta
 
@@ -317,16 +413,17 @@ def test_nemotron_length_is_text_plus_plans_plus_structure(n_img, n_aud, frames,
     omni = mmprep.load("nemotron-3-nano-omni", video_pruning_rate=q)
     tok = nemotron_tokenizer()
     text = word + "<image>" * n_img + " <video> " + "<so_embedding>" * n_aud
-    sizes = [(100 + 50 * i, 300) for i in range(n_img)]
+    sizes = [(640, 480), (480, 640)][:n_img]  # golden nemotron_dynamic_tiles 0009 / 0030: 300 tokens each
     audios = [8000 * (i + 1) for i in range(n_aud)]
-    per = mmprep.tokens.nemotron_evs_frame_tokens(omni.spec.tokens_per_tile, frames, q)
+    kept = max(256, int(256 * frames * (1 - q))) if q else 256  # EVS retained count (SPEC §4.1), all in frame 1
+    per = [kept] + [0] * (frames - 1) if q else [256] * frames
     video = nemotron_video_plan(list(range(0, 10 * frames, 10)), 25, per)
-    b = omni.prompt(text, images=sizes, videos=[video], audios=audios, tokenizer=tok)
+    b = omni.prompt(text, images=sizes, videos=[video], audios=audios, tokenizer=tok, max_model_len=16384)
     n_text = len(tok.encode(text, add_special_tokens=False).ids) - n_img - 1 - n_aud
-    image_tokens = sum(p.num_tokens for p in b.plans["image"][0])
-    audio_tokens = sum(int(omni.count_audio_tokens(n)) for n in audios)
-    seps = sum(len(tok.encode(nemotron_separator(i, t), add_special_tokens=False).ids)
-               for i, t in enumerate(video.timestamps))
+    image_tokens = 300 * n_img
+    audio_tokens = sum(nemotron_audio_tokens(n) for n in audios)
+    seps = sum(len(tok.encode(f"Frame {i + 1} sampled at {t:.2f} seconds: ", add_special_tokens=False).ids)
+               for i, t in enumerate(video.timestamps))  # SPEC §11 frame separator
     structure = 2 * n_img + 2 * n_aud + 2 * frames + seps
     assert b["input_ids"].shape[1] == n_text + image_tokens + sum(per) + audio_tokens + structure
 
@@ -344,16 +441,20 @@ def test_video_process_equals_prompt_from_metadata(name):
     b = fam.process(text, videos=[(frames, 2.0)], tokenizer=tok)
     m = fam.prompt(text, videos=[VideoMetadata(20, 2.0, 60, 80)], tokenizer=tok)
     assert (b["input_ids"] == m["input_ids"]).all()
-    plan = b.plans["video"][0][0]
-    span = b.plans["spans"][0][0]
-    assert span.num_features == plan.num_tokens
+    ids = b["input_ids"][0]
+    # 20 frames at 2 fps = 10 s: every sampler keeps all 20 (4.1V: 2 fps; 4.6V: 3 fps capped at the
+    # video's 2; Nemotron: all frames)
     if glm:
+        # SPEC §1.2 video smart_resize(20, 60, 80) -> 56x84: grid (10 groups, 4, 6), 6 tokens a group
         assert (b["position_ids"] == m["position_ids"]).all()
-        assert (b["video_grid_thw"] == m["video_grid_thw"]).all()
-        assert b["pixel_values_videos"].shape[0] == int(np.prod(plan.grid))
+        assert b["video_grid_thw"].tolist() == m["video_grid_thw"].tolist() == [[10, 4, 6]]
+        assert int((ids == tok.token_to_id("<|video|>")).sum()) == 10 * 4 * 6 // 4
+        assert b["pixel_values_videos"].shape == (10 * 4 * 6, 1176)
     else:
-        assert b["video_num_patches"].tolist() == [plan.num_frames]
+        # one 512px tile a frame, 256 tokens each; EVS q = 0.7 keeps int(20 * 256 * 0.3) = 1536 (SPEC T32)
+        assert b["video_num_patches"].tolist() == [20]
         assert b["frame_duration_ms"].tolist() == [500]
+        assert int((ids == tok.token_to_id("<image>")).sum()) == int(20 * 256 * (1 - 0.7)) == 1536
 
 
 def test_batch_feeds_the_model_layer_without_reshaping():
@@ -378,14 +479,14 @@ def test_nemotron_omni_mixed_batch_process_equals_prompt():
     omni, tok = mmprep.load("nemotron-3-nano-omni"), nemotron_tokenizer()
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (8, 60, 80, 3), dtype=np.uint8)
-    img = rand_image(100, 150)
+    img = rand_image(640, 480)
     wave = (rng.standard_normal(20000) * 0.1).astype(np.float32)
     texts = ["<image> and <video> and <so_embedding>", "just <image>"]
     b = omni.process(texts, images=[[img], [img]], videos=[[(frames, 4.0)], []], audios=[[wave], []],
                      tokenizer=tok, return_tensors="pt")
-    m = omni.prompt(texts, images=[[(100, 150)], [(100, 150)]], videos=[[VideoMetadata(8, 4.0, 60, 80)], []],
+    m = omni.prompt(texts, images=[[(640, 480)], [(640, 480)]], videos=[[VideoMetadata(8, 4.0, 60, 80)], []],
                     audios=[[20000], []], tokenizer=tok)
     assert (b["input_ids"].numpy() == m["input_ids"]).all()
     assert (b["attention_mask"].numpy() == m["attention_mask"]).all()
-    assert b["video_num_patches"].tolist() == [8] and b["audio_feature_lengths"].shape == (1,)
-    assert b["num_tokens_per_image"].tolist() == [p.num_tokens for s in m.plans["image"] for p in s]
+    assert b["video_num_patches"].tolist() == [8] and b["audio_feature_lengths"].tolist() == [20000 // 160]
+    assert b["num_tokens_per_image"].tolist() == [300, 300]  # golden nemotron_dynamic_tiles 0009: 640x480

@@ -180,7 +180,8 @@ def test_nemotron_plan_timestamps_and_evs():
     plan = nem.plan_video(VideoMetadata(1800, 30.0, 720, 1280))
     assert plan.num_frames == 32 and plan.frame_duration_ms == 33
     assert plan.timestamps == tuple(i * 33 / 1000.0 for i in plan.frame_indices)
-    r = mmprep.evs.retained_count(256, 32, 0.7)
+    r = int(256 * 32 * (1 - 0.7))  # SPEC T32: 2457, all in the first frame
+    assert r == 2457
     assert plan.frame_tokens == (r,) + (0,) * 31 and plan.num_tokens == r and plan.tokens_per_frame == 256
     off = mmprep.load("nemotron-nano-vl", video_pruning_rate=0.0).plan_video(VideoMetadata(1800, 30.0, 720, 1280))
     assert off.frame_tokens == (256,) * 32 and off.num_tokens == 32 * 256
@@ -211,15 +212,35 @@ def test_count_video_tokens_equals_the_plans(videos, name):
                 for x in zip(total, fps, h, w)]
     except MmprepError:
         with pytest.raises(MmprepError):
-            count_video_tokens(fam, total, fps, h, w)
+            fam.count_video_tokens(total, fps, h, w)
         return
-    assert count_video_tokens(fam, total, fps, h, w).tolist() == want
+    assert fam.count_video_tokens(total, fps, h, w).tolist() == want
+    # on_error="minus_one": a bad item among good ones is -1, the others keep their counts
+    bad = fam.count_video_tokens(np.append(total, 0), np.append(fps, 30.0), np.append(h, 480), np.append(w, 640),
+                                 on_error="minus_one")
+    assert bad.tolist() == want + [-1]
+
+
+def test_count_video_tokens_known_values():
+    """Independent of plan_video: SPEC §1.2 video smart_resize and the samplers, worked by hand.
+
+    * 4.1V, 240 frames at 30 fps (8 s): 2 fps -> 16 frames, 8 groups; smart_resize(16, 720, 1280)
+      -> 728x1288 (SPEC table) -> 52x92 patches -> 1196 tokens a group -> 9568.
+    * 4.6V, 1800 frames at 30 fps (60 s): 2 fps -> 120 frames, 60 groups; -> 448x812 (SPEC table)
+      -> 464 a group -> 27840.
+    * Nemotron, 1800 frames: 32 frames of one 512px tile, EVS q 0.7 -> int(32 * 256 * 0.3) = 2457.
+    """
+    glm41, glm46 = mmprep.load("glm-4.1v"), mmprep.load("glm-4.6v")
+    assert glm41.count_video_tokens([240], [30.0], [720], [1280]).tolist() == [8 * 1196]
+    assert glm46.count_video_tokens([1800], [30.0], [720], [1280]).tolist() == [60 * 464]
+    nem = mmprep.load("nemotron-nano-vl")
+    assert nem.count_video_tokens([1800], [30.0], [720], [1280]).tolist() == [2457]
 
 
 def test_count_video_tokens_names_the_bad_item():
     glm = mmprep.load("glm-4.6v")
     with pytest.raises(InvalidInputError, match="item 1"):
-        count_video_tokens(glm, [300, 300], [30.0, -1.0], [480, 480], [640, 640])
+        glm.count_video_tokens([300, 300], [30.0, -1.0], [480, 480], [640, 640])
 
 
 def test_vllm_metadata_is_what_the_opencv_loader_reports():

@@ -1,8 +1,10 @@
-"""Golden adapters for the GLM video samplers (mmprep.sampling)."""
+"""Golden adapters for the GLM video samplers, through the family's public ``sample_frames``
+(the sampler ``plan_video`` runs) with the vector's metadata dict."""
 
 from __future__ import annotations
 
-from mmprep import sampling
+import mmprep
+
 
 
 def _result(sample) -> dict:
@@ -18,15 +20,13 @@ def _result(sample) -> dict:
 
 
 def glm41v_sample_frames(a):
-    return _result(sampling.glm41v_sample_frames(
-        a["total_frames"], a["metadata"], fps=a["vp_fps"], max_duration=a["vp_max_duration"]
-    ))
+    glm = mmprep.load("glm-4.1v", video_fps=a["vp_fps"], video_max_duration=a["vp_max_duration"])
+    return _result(glm.sample_frames(a["total_frames"], a["metadata"]))
 
 
 def glm46v_sample_frames(a):
-    return _result(sampling.glm46v_sample_frames(
-        a["total_frames"], a["metadata"], temporal_patch_size=a["temporal_patch_size"]
-    ))
+    glm = mmprep.load("glm-4.6v", temporal_patch_size=a["temporal_patch_size"])
+    return _result(glm.sample_frames(a["total_frames"], a["metadata"]))
 
 
 RUNNERS = {

@@ -93,6 +93,13 @@ class Glm4v:
 
         return glm_plan_video(self, source, frame_indices=frame_indices, fps=fps, metadata=metadata, index=index)
 
+    def sample_frames(self, total_frames: int, metadata):
+        """The spec's sampler alone (GLM-4.1V or 4.6V): which frames of a ``total_frames`` video
+        with vLLM's ``metadata`` dict are used, and the timestamps the prompt prints."""
+        from .video import glm_sample
+
+        return glm_sample(self.spec, total_frames, metadata)
+
     def count_video_tokens(self, total_frames, fps, heights, widths, *, on_error: str = "raise") -> np.ndarray:
         """Placeholder tokens of many videos from metadata alone (int64 array); equals
         ``plan_video(VideoMetadata(total, fps, h, w)).num_tokens`` item by item."""

@@ -75,13 +75,13 @@ def _glm_targets(family, vocab):
 
 def _glm_video_pieces(family, plan: VideoPlan):
     stamps = [int(t) if float(t).is_integer() else t for t in plan.timestamps]  # whole seconds (T20)
-    return tk.glm_video_pieces(family.spec, stamps, plan.grid)
+    return glm_video_pieces(family.spec, stamps, plan.grid)
 
 
 GLM = Rules(
     modalities=("image", "video"),
     targets=_glm_targets,
-    pieces={"image": lambda f, p: tk.glm_image_pieces(f.spec, p.num_tokens), "video": _glm_video_pieces},
+    pieces={"image": lambda f, p: glm_image_pieces(f.spec, p.num_tokens), "video": _glm_video_pieces},
     mrope=lambda n, feats, spec: glm_mrope_positions(n, feats, spec.merge_size),
     max_items={"video": 1},  # vLLM: get_supported_mm_limits (T36)
 )

@@ -86,6 +86,9 @@ class Isaac:
     def plan_video(self, source, *, frame_indices=None, fps: float | None = None, index: int | None = None):
         raise unsupported(self, "video")
 
+    def sample_frames(self, *args, **kwargs):
+        raise unsupported(self, "video")
+
     def count_video_tokens(self, total_frames, fps, heights, widths, *, on_error: str = "raise"):
         raise unsupported(self, "video")
 

@@ -178,6 +178,13 @@ class NemotronVL:
         return nemotron_plan_video(self, source, loader=loader, frame_indices=frame_indices, fps=fps,
                                    frame_tokens=frame_tokens, index=index)
 
+    def sample_frames(self, total_frames: int, fps: float, *, loader: str = "opencv"):
+        """vLLM's video ``loader`` rule alone: which frames of the video are used."""
+        from ...types import VideoMetadata
+        from .video import nemotron_sample
+
+        return nemotron_sample(self.spec, VideoMetadata(total_frames, fps), loader)
+
     def count_video_tokens(self, total_frames, fps, heights=1, widths=1, *, on_error: str = "raise",
                            loader: str = "opencv"):
         """Placeholder tokens of many videos from metadata alone (int64 array); equals
