@@ -282,7 +282,7 @@ def test_nemotron_video_pixels_shape_and_errors(clips):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_batched_glm_frame_counts_equal_the_scalar_samplers(seed):
-    from mmprep import sampling
+    from mmprep.families.glm4v import sampling
     from mmprep.families.glm4v.frame_counts import glm41v_frame_counts, glm46v_frame_counts
 
     rng = np.random.default_rng(seed)

@@ -38,19 +38,15 @@ def count_file(family: Any, path: str) -> dict[str, Any]:
     """
     suffix = Path(path).suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        if not hasattr(family, "plan_video"):
-            raise MmprepError(f"{path}: {type(family).__name__} takes no videos")
-        plan = family.plan_video(path)
+        plan = family.plan_video(path)  # a family without video raises UnsupportedModalityError
         meta = plan.metadata
         return _row(path, height=getattr(meta, "height", None), width=getattr(meta, "width", None),
                     resized_height=plan.height, resized_width=plan.width, grid=list(plan.grid),
                     num_tokens=plan.num_tokens)
     if suffix in AUDIO_SUFFIXES:
-        if not hasattr(family, "plan_audio"):
-            raise MmprepError(f"{path}: {type(family).__name__} takes no audio")
         plan = family.plan_audio(path)
         return _row(path, grid=[plan.num_frames], num_tokens=plan.num_tokens)
-    from .media import probe_image  # Pillow reads the header only
+    from .io.image import probe_image  # Pillow reads the header only
 
     height, width = probe_image(path)
     plan = family.plan_image(height, width)

@@ -68,7 +68,8 @@ class Family(Protocol):
 def unsupported(family: Any, modality: str) -> UnsupportedModalityError:
     """The error every method of a modality the model lacks raises (return it, then raise it)."""
     return UnsupportedModalityError(
-        f"{family!r} takes no {modality} input (it takes {', '.join(family.modalities)})"
+        f"{family!r} takes no {modality} input: the model has no {modality} encoder "
+        f"(it takes {', '.join(family.modalities)})"
     )
 
 

@@ -69,7 +69,7 @@ def run_generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
         directory = Path(args.model)
         family = mmprep.load(directory)
-        if getattr(family, "family", None) != "glm4v":
+        if family.name != "glm4v":
             raise MmprepError(f"{directory}: generate supports GLM-4.1V / GLM-4.6V-Flash checkpoints so far")
         tok = _tokenizer(directory)
         text = build_prompt(family, args.prompt, len(args.image), len(args.video), args.raw)
@@ -79,6 +79,7 @@ def run_generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
         stream = _Stream(tok, out, model.stop_token_ids)
         model.generate(batch, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                        top_p=args.top_p, top_k=args.top_k, on_tokens=stream)
+        stream.finish()
         out.write("\n")
         out.flush()
         return 0
@@ -101,8 +102,16 @@ class _Stream:
         self.ids.append(int(ids[0]))
         self.done = self.ids[-1] in self.stops
         text = self.tok.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+        if text.endswith("\ufffd") and not self.done:  # an incomplete UTF-8 sequence: wait for the next token
             return
+        self._show(text)
+
+    def _show(self, text: str) -> None:
         self.out.write(text[len(self.shown):])
         self.out.flush()
         self.shown = text
+
+    def finish(self) -> None:
+        """Print what was held back: generation ended inside a multi-byte sequence."""
+        if self.ids:
+            self._show(self.tok.decode(self.ids, skip_special_tokens=True))

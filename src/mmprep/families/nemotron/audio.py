@@ -362,7 +362,7 @@ def _is_pair(x) -> bool:
 
 def nemotron_audio_features(
     family: Any, audios, *, sampling_rate: float | None = None, backend: str = "numpy",
-    device=None, max_seconds: float | None = None, workers: int = 1,
+    device=None, max_seconds: float | None = None, workers: int = 1, return_tensors: str | None = None,
 ) -> AudioBatch:
     """Parakeet log-mel features for a batch, padded to the longest item.
 
@@ -372,10 +372,15 @@ def nemotron_audio_features(
     mels)`` float32 (``T = 1 + (max_len + n_fft//2*2 - n_fft) // hop``, padded frames zero),
     ``attention_mask`` ``(B, T)`` bool, ``lengths`` ``(B,)`` valid frames and one
     :class:`AudioPlan` per item. ``backend="numpy"`` returns numpy arrays; ``"torch"`` runs
-    batched on ``device`` (default CPU) and returns tensors there. ``workers``: numpy threads
+    batched on ``device`` (default CPU) and returns tensors there; ``return_tensors="pt"`` (the
+    family API's spelling) picks the torch backend, ``"np"`` the numpy one. ``workers``: numpy threads
     over items (default 1; more help on idle multi-core machines); results do not depend on it.
     """
     s = _spec(family)
+    if return_tensors is not None:
+        if return_tensors not in ("np", "pt"):
+            raise InvalidInputError(f"return_tensors must be 'np' or 'pt', got {return_tensors!r}")
+        backend = "torch" if return_tensors == "pt" else "numpy"
     if backend not in ("numpy", "torch"):
         raise InvalidInputError(f"backend must be 'numpy' or 'torch', got {backend!r}")
     rate = s.audio_sampling_rate if sampling_rate is None else sampling_rate

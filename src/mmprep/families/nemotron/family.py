@@ -221,7 +221,8 @@ class NemotronVL:
         self._audio()
         return nemotron_plan_audio(self, source, index=index, **kwargs)
 
-    def audio_features(self, audios, *, sampling_rate: float | None = None, return_tensors: str = "np", **kwargs):
+    def audio_features(self, audios, *, sampling_rate: float | None = None, return_tensors: str | None = None,
+                       **kwargs):
         """Parakeet log-mel features ``(B, frames, mels)`` with masks and lengths."""
         from .audio import nemotron_audio_features
 
