@@ -11,13 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import UnknownModelError
+from .errors import MmprepError, UnknownModelError
 from .families.glm4v import Glm4v, GlmSpec
 from .families.glm4v.spec import VERSIONS as GLM_VERSIONS
 from .families.isaac import Isaac, IsaacSpec
 from .families.nemotron import NemotronSpec, NemotronVL
 from .families.nemotron.spec import OMNI
 from .family import Family
+from .validate import HfConfig
 
 # name -> (constructor, preset overrides); HF repo ids are aliases (matched case-insensitively)
 _PRESETS: dict[str, tuple[Any, dict[str, Any]]] = {
@@ -71,25 +72,54 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise UnknownModelError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise UnknownModelError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return data
 
 
 def load_checkpoint(directory: str | Path, **overrides: Any) -> Family:
-    """Recognise the family from config.json / processor files and read their values."""
+    """Recognise the family from config.json / processor files and read their values.
+
+    transformers 5 writes one ``processor_config.json`` whose ``image_processor`` /
+    ``video_processor`` / ``feature_extractor`` sections hold what older checkpoints keep in
+    ``preprocessor_config.json`` / ``video_preprocessor_config.json``; both layouts are read (the
+    separate files win). Bad values raise :class:`~mmprep.MmprepError` subclasses naming the file
+    and key.
+    """
     d = Path(directory)
-    config = read_json(d / "config.json")
-    pre = read_json(d / "preprocessor_config.json")
-    video = read_json(d / "video_preprocessor_config.json")
-    proc = read_json(d / "processor_config.json")
-    if proc:  # transformers 5: one file with image_processor / video_processor sections
-        pre = {**proc, **(proc.get("image_processor") or {}), **pre}
-        video = {**(proc.get("video_processor") or {}), **video}
-    if not (config or pre or proc):
+    try:
+        return _load_checkpoint(d, overrides)
+    except MmprepError as e:
+        if str(d) in str(e):
+            raise
+        raise type(e)(f"{d}: {e}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as e:  # a value no reader checked
+        raise UnknownModelError(f"{d}: cannot read the checkpoint's values: {type(e).__name__}: {e}") from None
+
+
+def _load_checkpoint(d: Path, overrides: dict[str, Any]) -> Family:
+    config = HfConfig(read_json(d / "config.json"), "config.json")
+    pre_file = read_json(d / "preprocessor_config.json")
+    video_file = read_json(d / "video_preprocessor_config.json")
+    proc = HfConfig(read_json(d / "processor_config.json"), "processor_config.json")
+    if not (config or pre_file or proc):
         raise UnknownModelError(f"{d} holds no config.json, preprocessor_config.json or processor_config.json")
+    image_sec, video_sec = proc.section("image_processor"), proc.section("video_processor")
+    # one mapping per processor, each key remembering the file it came from (for error messages)
+    top = {k: v for k, v in proc.items() if k not in ("image_processor", "video_processor")}
+    pre = HfConfig({**top, **image_sec, **pre_file}, "preprocessor_config.json", {
+        **{k: proc.where for k in proc}, **{k: image_sec.where for k in image_sec},
+        **{k: "preprocessor_config.json" for k in pre_file},
+    })
+    video = HfConfig({**video_sec, **video_file}, "video_preprocessor_config.json", {
+        **{k: video_sec.where for k in video_sec}, **{k: "video_preprocessor_config.json" for k in video_file},
+    })
     model_type = str(config.get("model_type", "")).lower()
-    arch = " ".join(config.get("architectures") or []).lower()
+    archs = config.get("architectures") or []
+    arch = " ".join(str(a) for a in (archs if isinstance(archs, list) else [archs])).lower()
     kind = " ".join(str(x) for x in (pre.get("processor_class"), pre.get("image_processor_type"),
                                        proc.get("processor_class"))).lower()
     blob = f"{model_type} {arch} {kind}"
@@ -99,7 +129,7 @@ def load_checkpoint(directory: str | Path, **overrides: Any) -> Family:
     elif "isaac" in blob:
         ctor, spec = Isaac, IsaacSpec.from_hf(pre, config)
     elif "nemotron" in blob and ("vl" in blob or "omni" in blob):
-        ctor, spec = NemotronVL, NemotronSpec.from_hf(pre, config)
+        ctor, spec = NemotronVL, NemotronSpec.from_hf(pre, config, video)
     else:
         raise UnknownModelError(
             f"{d}: cannot tell the family from model_type={model_type!r}, architectures={arch!r}, "

@@ -132,3 +132,75 @@ def as_size_arrays(heights, widths) -> tuple[np.ndarray, np.ndarray]:
         elif a.dtype.kind not in "iu":
             raise InvalidInputError(f"{name} must be numeric, got dtype {a.dtype}")
     return h.astype(np.int64, copy=False), w.astype(np.int64, copy=False)
+
+
+class HfConfig(dict):
+    """One checkpoint JSON object (or a section of one) with typed reads for ``from_hf``.
+
+    ``where`` names the file (and section) in error messages; ``origins`` maps keys that came from
+    another file to that file's name (``load_checkpoint`` merges several files into one mapping).
+    A missing key and a JSON ``null`` both read as ``None``; any other value of the wrong type or
+    range raises :class:`InvalidInputError` naming the file and the key, never a TypeError.
+    """
+
+    def __init__(self, data: Any = None, where: str = "checkpoint", origins: dict[str, str] | None = None):
+        if isinstance(data, HfConfig):
+            where, origins = data.where, {**data.origins, **(origins or {})}
+        elif data is not None and not isinstance(data, dict):
+            raise InvalidInputError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        super().__init__(data or {})
+        self.where, self.origins = where, dict(origins or {})
+
+    def where_of(self, key: str) -> str:
+        return self.origins.get(key, self.where)
+
+    def _bad(self, key: str, what: str) -> InvalidInputError:
+        return InvalidInputError(f"{self.where_of(key)}: key {key!r} must be {what}, got {self.get(key)!r}")
+
+    def section(self, key: str) -> HfConfig:
+        """A nested object (``{}`` when absent or null)."""
+        v = self.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise self._bad(key, "a JSON object or null")
+        return HfConfig(v, f"{self.where_of(key)} {key}")
+
+    def get_int(self, key: str, *, minimum: int | None = 1) -> int | None:
+        v = self.get(key)
+        if v is None:
+            return None
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and float(v).is_integer()
+        if not ok or (minimum is not None and v < minimum):
+            raise self._bad(key, "an int" + ("" if minimum is None else f" >= {minimum}"))
+        return int(v)
+
+    def get_float(self, key: str, *, minimum: float = 0.0, strict: bool = True) -> float | None:
+        v = self.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) \
+                or v < minimum or (strict and v == minimum):
+            raise self._bad(key, f"a finite number {'>' if strict else '>='} {minimum}")
+        return float(v)
+
+    def get_bool(self, key: str) -> bool | None:
+        v = self.get(key)
+        if v is not None and not isinstance(v, bool):
+            raise self._bad(key, "true or false")
+        return v
+
+    def get_str(self, key: str) -> str | None:
+        v = self.get(key)
+        if v is not None and not isinstance(v, str):
+            raise self._bad(key, "a string")
+        return v
+
+    def get_floats(self, key: str, n: int = 3, *, integer: bool = False) -> tuple | None:
+        """A list of ``n`` finite numbers (``integer``: whole numbers, returned as ints)."""
+        v = self.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, (list, tuple)) or len(v) != n or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+                and (not integer or float(x).is_integer()) for x in v):
+            raise self._bad(key, f"a list of {n} finite {'whole ' if integer else ''}numbers")
+        return tuple(int(x) if integer else float(x) for x in v)

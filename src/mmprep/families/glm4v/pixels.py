@@ -58,7 +58,7 @@ def glm_video_patches(frames: np.ndarray, height: int, width: int, spec: Any, *,
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise InvalidInputError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got "
                                 f"{frames.shape} {frames.dtype}")
-    f = spec.patch_size * spec.merge_size
+    f = spec.video_factor
     if height <= 0 or width <= 0 or height % f or width % f:
         raise InvalidInputError(f"resized frame size {height}x{width} must be positive multiples of {f}")
     threads = threads or default_threads()
@@ -66,7 +66,7 @@ def glm_video_patches(frames: np.ndarray, height: int, width: int, spec: Any, *,
         resized = _torch_frames(frames, height, width)
     else:
         resized = np.stack(run_items(lambda i: fast_bicubic_aa(frames[i], height, width), len(frames), threads))
-    u8 = glm_video_layout(resized, spec.patch_size, spec.merge_size, spec.temporal_patch_size)
+    u8 = glm_video_layout(resized, spec.video_patch, spec.video_merge, spec.temporal_patch_size)
     out = np.empty((u8.shape[1], 3 * u8.shape[2]), np.uint8 if dtype == "uint8" else np.float32)
     table = None if dtype == "uint8" else norm_table(tuple(spec.image_mean), tuple(spec.image_std), spec.rescale_factor)
     put_planar(u8, table, out)

@@ -52,9 +52,9 @@ def glm_video_pieces(spec: Any, timestamps: Sequence[int], grid: Sequence[int]) 
         raise InvalidInputError(
             f"video has {len(timestamps)} timestamps but grid_t = {t} temporal groups; they must be equal"
         )
-    if spec.merge_size <= 0:
-        raise InvalidInputError(f"merge_size must be positive, got {spec.merge_size}")
-    n = h * w // spec.merge_size**2
+    if spec.video_merge <= 0:
+        raise InvalidInputError(f"merge_size must be positive, got {spec.video_merge}")
+    n = h * w // spec.video_merge**2
     pieces = [Piece(spec.video_start_token)]
     for ts in timestamps:
         pieces += [
@@ -106,7 +106,7 @@ def glm_process(family, text=None, images=None, videos=None, tokenizer=None, **k
     rt, backend = kw.get("return_tensors", "np"), kw.get("backend", DEFAULT_BACKEND)
     plans: list[dict] = [dict() for _ in texts]
     extra: dict[str, Any] = {}
-    merge2 = family.spec.merge_size**2
+    merge2 = {"image": family.spec.merge_size**2, "video": family.spec.video_merge**2}
     checks = []  # (sample, modality, index, encoder rows)
     for modality, call, pix_key, grid_key in (
         ("image", family.pixels, "pixel_values", "image_grid_thw"),
@@ -122,7 +122,7 @@ def glm_process(family, text=None, images=None, videos=None, tokenizer=None, **k
             plans[b][modality] = chunk
         k = 0
         for b, n in enumerate(_counts(per, modality)):
-            checks += [(b, modality, i, int(grids[k + i].prod()) // merge2) for i in range(n)]
+            checks += [(b, modality, i, int(grids[k + i].prod()) // merge2[modality]) for i in range(n)]
             k += n
         extra[pix_key], extra[grid_key] = pb.pixel_values, grids
     prompts = _run(GLM, family, texts, plans, vocab, kw)

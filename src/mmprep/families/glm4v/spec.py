@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...validate import HfConfig
+
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -26,6 +28,8 @@ class GlmSpec:
     temporal_patch_size: int = 2  # frames per temporal patch
     image_min_pixels: int = 12_544  # preprocessor size["shortest_edge"] (an area)
     image_max_pixels: int = 9_633_792  # preprocessor size["longest_edge"] (an area, T27)
+    video_patch_size: int | None = None  # px; the video processor's, None = patch_size
+    video_merge_size: int | None = None  # the video processor's, None = merge_size
     video_min_pixels: int = 12_544
     video_max_pixels: int = 47_040_000  # video preprocessor size["longest_edge"]
     video_fps: float = 2.0  # 4.1V sampler: target fps (video processor class default)
@@ -53,10 +57,25 @@ class GlmSpec:
         """px: resized sides are multiples of patch_size * merge_size (28)."""
         return self.patch_size * self.merge_size
 
+    @property
+    def video_patch(self) -> int:
+        """px: the video processor's patch size (``video_patch_size``, else ``patch_size``)."""
+        return self.patch_size if self.video_patch_size is None else self.video_patch_size
+
+    @property
+    def video_merge(self) -> int:
+        """The video processor's merge size (``video_merge_size``, else ``merge_size``)."""
+        return self.merge_size if self.video_merge_size is None else self.video_merge_size
+
+    @property
+    def video_factor(self) -> int:
+        """px: resized video frame sides are multiples of video_patch * video_merge."""
+        return self.video_patch * self.video_merge
+
     def video_grid(self, num_frames, height, width):
         """``(ceil(F / tps), height / p, width / p)`` patches of ``F`` frames resized to
-        height x width px: the one home of the video grid (works on ints and numpy arrays)."""
-        return (-(-num_frames // self.temporal_patch_size), height // self.patch_size, width // self.patch_size)
+        height x width px (the video processor's p): the one home of the video grid (ints or numpy)."""
+        return (-(-num_frames // self.temporal_patch_size), height // self.video_patch, width // self.video_patch)
 
     @classmethod
     def from_hf(
@@ -66,41 +85,37 @@ class GlmSpec:
         video_preprocessor_config: dict[str, Any] | None = None,
         version: str | None = None,
     ) -> GlmSpec:
-        """Read a checkpoint's JSON files (keys missing there keep the defaults above)."""
-        pre, vid = preprocessor_config or {}, video_preprocessor_config or {}
+        """Read a checkpoint's JSON files (keys missing there keep the defaults above).
+
+        The video processor's ``patch_size`` / ``merge_size`` fill ``video_patch_size`` /
+        ``video_merge_size`` (they may differ from the image processor's). Bad values raise
+        :class:`InvalidInputError` naming the file and key.
+        """
+        pre = HfConfig(preprocessor_config, "preprocessor_config.json")
+        vid = HfConfig(video_preprocessor_config, "video_preprocessor_config.json")
+        cfg = HfConfig(config, "config.json")
         if version is None:
             kind = str(pre.get("image_processor_type", "")) + str(pre.get("processor_class", ""))
-            is_46 = "46V" in kind or config.get("image_token_id") == VERSIONS["4.6v"]["image_token_id"]
+            is_46 = "46V" in kind or cfg.get("image_token_id") == VERSIONS["4.6v"]["image_token_id"]
             version = "4.6v" if is_46 else "4.1v"
         kw: dict[str, Any] = {"version": version}
         kw.update(VERSIONS.get(version, {}))
         for src, prefix in ((pre, "image"), (vid, "video")):
-            size = src.get("size") or {}
-            if "shortest_edge" in size:
-                kw[f"{prefix}_min_pixels"] = int(size["shortest_edge"])
-            if "longest_edge" in size:
-                kw[f"{prefix}_max_pixels"] = int(size["longest_edge"])
+            size = src.section("size")
+            kw[f"{prefix}_min_pixels"] = size.get_int("shortest_edge")
+            kw[f"{prefix}_max_pixels"] = size.get_int("longest_edge")
         for key in ("patch_size", "merge_size", "temporal_patch_size"):
-            if key in pre:
-                kw[key] = int(pre[key])
-        if "image_mean" in pre:
-            kw["image_mean"] = tuple(float(x) for x in pre["image_mean"])
-        if "image_std" in pre:
-            kw["image_std"] = tuple(float(x) for x in pre["image_std"])
-        if "rescale_factor" in pre:
-            kw["rescale_factor"] = float(pre["rescale_factor"])
-        if "fps" in vid:
-            kw["video_fps"] = float(vid["fps"])
-        if "max_duration" in vid:
-            kw["video_max_duration"] = int(vid["max_duration"])
+            kw[key] = pre.get_int(key)
+        kw["video_patch_size"], kw["video_merge_size"] = vid.get_int("patch_size"), vid.get_int("merge_size")
+        kw["image_mean"], kw["image_std"] = pre.get_floats("image_mean"), pre.get_floats("image_std")
+        kw["rescale_factor"] = pre.get_float("rescale_factor")
+        kw["video_fps"] = vid.get_float("fps")
+        kw["video_max_duration"] = vid.get_int("max_duration")
         for key in ("image_start_token_id", "image_end_token_id", "video_start_token_id",
                     "video_end_token_id", "image_token_id", "video_token_id"):
-            if key in config:
-                kw[key] = int(config[key])
-        text = config.get("text_config") or {}
-        rope = text.get("rope_parameters") or text.get("rope_scaling") or {}
-        if "mrope_section" in rope:
-            kw["mrope_section"] = tuple(int(x) for x in rope["mrope_section"])
-        if "max_position_embeddings" in text:
-            kw["max_position_embeddings"] = int(text["max_position_embeddings"])
-        return cls(**kw)
+            kw[key] = cfg.get_int(key, minimum=0)
+        text = cfg.section("text_config")
+        rope = text.section("rope_parameters") if text.get("rope_parameters") is not None else text.section("rope_scaling")
+        kw["mrope_section"] = rope.get_floats("mrope_section", integer=True)
+        kw["max_position_embeddings"] = text.get_int("max_position_embeddings")
+        return cls(**{k: v for k, v in kw.items() if v is not None})

@@ -63,12 +63,12 @@ def _glm_plan(s: Any, meta: VideoMetadata, sample: FrameSample, height: int, wid
         )
     tps = s.temporal_patch_size
     try:
-        rh, rw = smart_resize(n, height, width, temporal_factor=tps, factor=s.factor,
+        rh, rw = smart_resize(n, height, width, temporal_factor=tps, factor=s.video_factor,
                               min_pixels=s.video_min_pixels, max_pixels=s.video_max_pixels)
     except InvalidInputError as e:
         raise InvalidInputError(f"{pre}video {height}x{width}, {n} frames: {e}") from None
     grid = s.video_grid(n, rh, rw)
-    per_group = grid[1] * grid[2] // s.merge_size**2
+    per_group = grid[1] * grid[2] // s.video_merge**2
     if len(sample.timestamps) != grid[0]:
         raise InvalidInputError(
             f"{pre}{len(sample.timestamps)} timestamps but grid_t = {grid[0]} temporal groups "
@@ -110,19 +110,19 @@ def glm_count_video_tokens(s: Any, total_frames, fps, heights, widths, on_error:
     is vectorized per distinct frame count; the grid is the plan's (:meth:`GlmSpec.video_grid`).
     """
     total, rate, h, w, ok = video_arrays(total_frames, fps, heights, widths, on_error)
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (total_frames, fps, heights, widths)))
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (total_frames, fps, heights, widths))) or (1,)
     frames = glm_frame_counts(s, total, rate)  # batched twin of the scalar sampler
     ok &= frames > 0
     stamps = frames // FRAMES_PER_TIMESTAMP  # the sampler pads to pairs and stamps each pair
-    grid_t = s.video_grid(np.maximum(frames, 1), s.factor, s.factor)[0]
+    grid_t = s.video_grid(np.maximum(frames, 1), s.video_factor, s.video_factor)[0]
     ok &= (stamps == grid_t) | (frames == 0)
     counts = np.zeros(total.shape, dtype=np.int64)
     for n in np.unique(frames[ok]).tolist():
         sel = ok & (frames == n)
-        rh, rw, ratio_ok = smart_resize_np(n, h[sel], w[sel], s.temporal_patch_size, s.factor,
+        rh, rw, ratio_ok = smart_resize_np(n, h[sel], w[sel], s.temporal_patch_size, s.video_factor,
                                            s.video_min_pixels, s.video_max_pixels)
         _, gh, gw = s.video_grid(n, rh, rw)
-        counts[sel] = stamps[sel] * (gh * gw // s.merge_size**2)
+        counts[sel] = stamps[sel] * (gh * gw // s.video_merge**2)
         ok[np.flatnonzero(sel)[~ratio_ok]] = False
 
     def why(i: int) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...validate import HfConfig
+
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 
@@ -34,6 +36,8 @@ class NemotronSpec:
     video_num_frames: int = 32  # vLLM's default video loader: frames to sample
     video_fps: float = 0.0  # vLLM's opencv loader: <= 0 means "no fps target"
     video_max_num_tiles: int = 1  # videos use one tile per frame
+    video_patch_size: int | None = None  # px; the video processor's, None = patch_size
+    video_downsample_ratio: float | None = None  # the video processor's, None = downsample_ratio
     img_start_token: str = "<img>"
     img_end_token: str = "</img>"
     img_context_token: str = "<image>"
@@ -67,54 +71,105 @@ class NemotronSpec:
         return int((self.image_size // self.patch_size) ** 2 * self.downsample_ratio**2)
 
     @property
+    def video_patch(self) -> int:
+        """px: the video processor's patch size (``video_patch_size``, else ``patch_size``)."""
+        return self.patch_size if self.video_patch_size is None else self.video_patch_size
+
+    @property
+    def video_ratio(self) -> float:
+        """The video processor's downsample ratio (``video_downsample_ratio``, else ``downsample_ratio``)."""
+        return self.downsample_ratio if self.video_downsample_ratio is None else self.video_downsample_ratio
+
+    @property
     def tokens_per_frame(self) -> int:
         """Tokens of one video frame before EVS (T19). ``video_frame_tokens_rule="prompt_update"``
         (default; the prompt vLLM serves) is :attr:`tokens_per_tile`; ``"processor"`` is the
         HF-style processor's own text, ``int((S * S // p ** 2) * r ** 2)``. They agree when p divides S."""
+        S, p, r = self.image_size, self.video_patch, self.video_ratio
         if self.video_frame_tokens_rule == "processor":
-            return int((self.image_size * self.image_size // self.patch_size**2) * self.downsample_ratio**2)
-        return self.tokens_per_tile
+            return int((S * S // p**2) * r**2)
+        return int((S // p) ** 2 * r**2)
 
     @classmethod
-    def from_hf(cls, preprocessor_config: dict[str, Any], config: dict[str, Any]) -> NemotronSpec:
-        pre = dict(preprocessor_config or {})
-        pre.update(pre.pop("image_processor", None) or {})
-        kw: dict[str, Any] = {}
-        if "force_image_size" in config:
-            kw["image_size"] = int(config["force_image_size"])
-        for key in ("patch_size",):
-            if key in config:
-                kw[key] = int(config[key])
-        for key in ("downsample_ratio", "video_pruning_rate"):
-            if key in config and config[key] is not None:
-                kw[key] = float(config[key])
-        if "use_thumbnail" in config:
-            kw["use_thumbnail"] = bool(config["use_thumbnail"])
-        if "ps_version" in config:
-            kw["ps_version"] = str(config["ps_version"])
-        for key in ("norm_mean", "norm_std"):
-            src = config.get(key, pre.get(key))
-            if src is not None:
-                kw[key] = tuple(float(x) for x in src)
-        if "max_num_tiles" in pre:
-            kw["max_num_tiles"] = int(pre["max_num_tiles"])
-        args = (config.get("vision_config") or {}).get("args") or {}
-        if "min_num_patches" in args:
-            kw["min_num_patches"] = int(args["min_num_patches"])
-            kw["max_num_patches"] = int(args.get("max_num_patches", 0))
+    def from_hf(
+        cls,
+        preprocessor_config: dict[str, Any],
+        config: dict[str, Any],
+        video_preprocessor_config: dict[str, Any] | None = None,
+    ) -> NemotronSpec:
+        """Read a checkpoint's JSON: the released remote-code files or transformers 5's
+        ``nemotron_h_omni`` ones (``NemotronH_Omni_Reasoning_V3*``).
+
+        Image settings come from the image processor where it has them (transformers' processor
+        plans with its own ``min/max_num_patches``, ``max_model_len``, ``patch_size``,
+        ``downsample_ratio`` and ``image_mean/std``), else from config.json
+        (``vision_config.args``, ``max_sequence_length``, ``norm_mean/std``). An Omni directory
+        (``omni`` in its model type or processor class) without patch bounds takes the Omni preset's.
+        Audio: ``audio_config`` (transformers) or ``sound_config`` (released), then the processor's
+        ``audio_*`` and ``feature_extractor`` values. The video processor's ``patch_size`` /
+        ``downsample_ratio`` fill ``video_patch_size`` / ``video_downsample_ratio``. Bad values
+        raise :class:`InvalidInputError` naming the file and key.
+        """
+        cfg = HfConfig(config, "config.json")
+        pre = HfConfig(preprocessor_config, "preprocessor_config.json")
+        if pre.get("image_processor") is not None:  # a whole processor_config.json
+            img = pre.section("image_processor")
+            pre = HfConfig({**pre, **img}, pre.where, {**pre.origins, **{k: img.where for k in img}})
+        vid = HfConfig(video_preprocessor_config, "video_preprocessor_config.json")
+        if not vid and pre.get("video_processor") is not None:
+            vid = pre.section("video_processor")
+        vision = cfg.section("vision_config")
+        args = vision.section("args")
+
+        def first(*values):
+            return next((v for v in values if v is not None), None)
+
+        names = " ".join(str(x) for x in (cfg.get("model_type"), cfg.get("architectures"),
+                                           pre.get("image_processor_type"), pre.get("processor_class")))
+        omni = "omni" in names.lower()
+        kw: dict[str, Any] = {
+            "image_size": cfg.get_int("force_image_size"),  # null in transformers' config: keep 512
+            "patch_size": first(pre.get_int("patch_size"), cfg.get_int("patch_size"), vision.get_int("patch_size")),
+            "downsample_ratio": first(pre.get_float("downsample_ratio"), cfg.get_float("downsample_ratio")),
+            "video_pruning_rate": cfg.get_float("video_pruning_rate", strict=False),
+            "use_thumbnail": cfg.get_bool("use_thumbnail"),
+            "ps_version": cfg.get_str("ps_version"),
+            "max_num_tiles": pre.get_int("max_num_tiles"),
+            "max_model_len": first(pre.get_int("max_model_len"), cfg.get_int("max_sequence_length")),
+            "video_patch_size": vid.get_int("patch_size"),
+            "video_downsample_ratio": vid.get_float("downsample_ratio"),
+        }
+        if pre.get("image_mean") is not None or pre.get("image_std") is not None:
+            # transformers' image processor (it renames norm_mean/std) normalizes with these
+            kw["norm_mean"], kw["norm_std"] = pre.get_floats("image_mean"), pre.get_floats("image_std")
+        else:
+            kw["norm_mean"] = first(cfg.get_floats("norm_mean"), pre.get_floats("norm_mean"))
+            kw["norm_std"] = first(cfg.get_floats("norm_std"), pre.get_floats("norm_std"))
+        released = pre.get("min_num_patches") is None and args.get("min_num_patches") is not None
+        kw["min_num_patches"] = first(pre.get_int("min_num_patches"), args.get_int("min_num_patches"),
+                                      OMNI["min_num_patches"] if omni else None)
+        max_patches = first(pre.get_int("max_num_patches", minimum=None), args.get_int("max_num_patches", minimum=None))
+        if kw["min_num_patches"] is not None:  # the dynamic tiler; vLLM's max default is 0 (no cap)
+            kw["max_num_patches"] = first(max_patches, 0 if released else OMNI["max_num_patches"])
             kw["use_thumbnail"] = False
-        if "max_sequence_length" in config:
-            kw["max_model_len"] = int(config["max_sequence_length"])
-        sound = config.get("sound_config")
-        if sound:
+        audio = cfg.section("audio_config") if cfg.get("audio_config") is not None else cfg.section("sound_config")
+        extractor = pre.section("feature_extractor")
+        kw.update(
+            audio_num_mel_bins=first(audio.get_int("num_mel_bins"), extractor.get_int("feature_size")),
+            audio_subsampling_factor=first(pre.get_int("audio_subsampling_factor"), audio.get_int("subsampling_factor")),
+            audio_sampling_rate=first(pre.get_int("audio_sampling_rate"), extractor.get_int("sampling_rate"),
+                                      audio.get_int("sampling_rate")),
+            audio_hop_length=first(pre.get_int("audio_hop_length"), extractor.get_int("hop_length")),
+            audio_n_fft=extractor.get_int("n_fft"),
+            audio_win_length=extractor.get_int("win_length"),
+            audio_preemphasis=extractor.get_float("preemphasis", strict=False),
+        )
+        # audio: the config's encoder section (null turns it off); with no such key, a processor
+        # that carries a feature extractor or audio settings
+        no_key = "audio_config" not in cfg and "sound_config" not in cfg
+        if audio or (no_key and (extractor or any(k.startswith("audio_") for k in pre))):
             kw["has_audio"] = True
-            if "num_mel_bins" in sound:
-                kw["audio_num_mel_bins"] = int(sound["num_mel_bins"])
-            if "subsampling_factor" in sound:
-                kw["audio_subsampling_factor"] = int(sound["subsampling_factor"])
-            if "sampling_rate" in sound:
-                kw["audio_sampling_rate"] = int(sound["sampling_rate"])
-        return cls(**kw)
+        return cls(**{k: v for k, v in kw.items() if v is not None})
 
 
 OMNI = dict(

@@ -85,7 +85,7 @@ def nemotron_plan_video(
             extra["frame_tokens_from"] = "model"
     except MmprepError as e:
         raise type(e)(f"{pre}{e}") from None
-    side = s.image_size // s.patch_size
+    side = s.image_size // s.video_patch
     return VideoPlan(
         indices, tuple(int(i) * ms / 1000.0 for i in indices), s.image_size, s.image_size,
         (T, side, side), per_frame, sum(frame_tokens), frame_tokens, ms, meta, extra,
@@ -128,7 +128,7 @@ def nemotron_count_video_tokens(s: Any, total_frames, fps, heights=1, widths=1, 
     Sizes do not matter (every frame is one S x S tile). The ``opencv`` loader is vectorized;
     ``opencv_dynamic`` runs the scalar loader per video.
     """
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (total_frames, fps, heights, widths)))
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (total_frames, fps, heights, widths))) or (1,)
     total, rate, _, _, ok = video_arrays(total_frames, fps, heights, widths, on_error)
     if loader not in NEMOTRON_LOADERS:
         raise InvalidInputError(f"loader must be one of {NEMOTRON_LOADERS}, got {loader!r}")
