@@ -382,3 +382,13 @@ def test_empty_batch_gives_empty_rows():
     assert mmprep.load("glm-4.1v").pixels([]).grids.shape == (0, 3)
     with pytest.raises(InvalidInputError):
         mmprep.load("nemotron-3-nano-omni").pixels([])
+
+
+@pytest.mark.parametrize("hw", [(480, 640), (1080, 1920), (33, 1200)])
+def test_default_pixels_are_the_reference_pixels(hf_glm, hw):
+    """Exact by default: ``pixels(images)`` with no backend is within 1e-5 of transformers."""
+    img = scene(*hw, kind="photo", seed=3)
+    want = hf_glm[0]["4.1v"](images=[img], return_tensors="np")
+    got = mmprep.load("glm-4.1v").pixels([img])
+    assert np.abs(got.pixel_values - want["pixel_values"]).max() <= 1e-5
+    np.testing.assert_array_equal(got.grids, want["image_grid_thw"])
