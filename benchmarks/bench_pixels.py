@@ -139,10 +139,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float | None:
     return round(10 * np.log10(255.0**2 / mse), 1) if mse > 0 else float("inf")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     import cv2
     import torch
 
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--family", action="append", help="only this family (repeatable)")
+    ap.add_argument("--size", action="append", choices=sorted(SIZES), help="only this size (repeatable)")
+    ap.add_argument("--threads", type=int, action="append", help="only these thread counts (default 1 and 2)")
+    args = ap.parse_args(argv)
     from tests._torchvision import import_torchvision
 
     import_torchvision()
@@ -151,15 +158,16 @@ def main() -> None:
 
     ours = {"glm-4.1v": px.glm_image_pixels, "isaac": px.isaac_image_pixels,
             "nemotron-nano-vl": px.nemotron_image_pixels, "nemotron-3-nano-omni": px.nemotron_image_pixels}
-    jpegs = {name: [make_jpeg(h, w, seed=i) for i in range(BATCH[name])] for name, (h, w) in SIZES.items()}
-    peer_fns = peers(torch)
+    sizes = {k: v for k, v in SIZES.items() if not args.size or k in args.size}
+    jpegs = {name: [make_jpeg(h, w, seed=i) for i in range(BATCH[name])] for name, (h, w) in sizes.items()}
+    peer_fns = {k: v for k, v in peers(torch).items() if not args.family or k in args.family}
     results = []
     start = time.perf_counter()
     for fam_name, peer in peer_fns.items():
         fam = mmprep.load(fam_name)
         for size, datas in jpegs.items():
             n, reps = len(datas), (1 if size == "4032x3024" else 3)
-            for threads in (1, 2):
+            for threads in args.threads or (1, 2):
                 torch.set_num_threads(threads)
                 cv2.setNumThreads(threads)
                 row = {"family": fam_name, "size": size, "threads": threads}
@@ -175,7 +183,7 @@ def main() -> None:
                 results.append(row)
     print(json.dumps({
         "stage": "image_pixels", "unit": "ms/image (best of 3; 1 for 4032x3024), decode included",
-        "inputs": {k: f"{BATCH[k]} JPEG(s) q90" for k in SIZES},
+        "inputs": {k: f"{BATCH[k]} JPEG(s) q90" for k in sizes},
         "default_backend": "fast", "results": results,
         "seconds": round(time.perf_counter() - start, 1),
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
