@@ -11,12 +11,14 @@ Every function takes and returns an ``(H, W, 3)`` uint8 RGB array; sizes are pix
   Nemotron's reference op (SPEC §2.3); it is also the same separable antialiased filter as
   torch's, differing only in fixed-point rounding (at most 2 levels, measured).
 * ``fast_bicubic_aa`` / ``fast_bilinear``: OpenCV where its result stays close to the reference
-  (see the bounds in docs/pixels.md), PIL otherwise.
+  (see the bounds in docs/pixels.md); larger shrinks use the exact torch kernel (PIL without torch).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 
@@ -99,7 +101,9 @@ def pil_bicubic(img: np.ndarray, height: int, width: int, threads: int = 1) -> n
 
 
 def fast_bicubic_aa(img: np.ndarray, height: int, width: int, threads: int = 1) -> np.ndarray:
-    """Antialiased bicubic, fast: OpenCV INTER_CUBIC for upscales and slight shrinks, else PIL."""
+    """Antialiased bicubic, fast: OpenCV INTER_CUBIC for upscales and slight shrinks; larger
+    shrinks run the exact torch kernel (:func:`torch_bicubic_aa`, 5-13x faster than PIL here)
+    when torch is installed, else PIL in threaded row strips."""
     if img.shape[:2] == (height, width):
         return img
     shrink = max(img.shape[0] / height, img.shape[1] / width)
@@ -107,7 +111,14 @@ def fast_bicubic_aa(img: np.ndarray, height: int, width: int, threads: int = 1) 
         import cv2
 
         return cv2.resize(img, (width, height), interpolation=cv2.INTER_CUBIC)
+    if _has_torch():
+        return torch_bicubic_aa(img, height, width, threads)
     return pil_bicubic(img, height, width, threads)
+
+
+@lru_cache(maxsize=1)
+def _has_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def fast_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
