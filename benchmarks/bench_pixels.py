@@ -139,10 +139,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float | None:
     return round(10 * np.log10(255.0**2 / mse), 1) if mse > 0 else float("inf")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     import cv2
     import torch
 
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--family", action="append", help="only this family (repeatable)")
+    ap.add_argument("--size", action="append", choices=sorted(SIZES), help="only this size (repeatable)")
+    ap.add_argument("--threads", type=int, action="append", help="only these thread counts (default 1 and 2)")
+    ap.add_argument("--reps", type=int, default=3, help="timed calls per variant, best kept (4032x3024: 1)")
+    args = ap.parse_args(argv)
     from tests._torchvision import import_torchvision
 
     import_torchvision()
@@ -153,15 +161,16 @@ def main() -> None:
 
     ours = {"glm-4.1v": glm_image_pixels, "isaac": isaac_image_pixels,
             "nemotron-nano-vl": nemotron_image_pixels, "nemotron-3-nano-omni": nemotron_image_pixels}
-    jpegs = {name: [make_jpeg(h, w, seed=i) for i in range(BATCH[name])] for name, (h, w) in SIZES.items()}
-    peer_fns = peers(torch)
+    sizes = {k: v for k, v in SIZES.items() if not args.size or k in args.size}
+    jpegs = {name: [make_jpeg(h, w, seed=i) for i in range(BATCH[name])] for name, (h, w) in sizes.items()}
+    peer_fns = {k: v for k, v in peers(torch).items() if not args.family or k in args.family}
     results = []
     start = time.perf_counter()
     for fam_name, peer in peer_fns.items():
         fam = mmprep.load(fam_name)
         for size, datas in jpegs.items():
-            n, reps = len(datas), (1 if size == "4032x3024" else 3)
-            for threads in (1, 2):
+            n, reps = len(datas), (1 if size == "4032x3024" else args.reps)
+            for threads in args.threads or (1, 2):
                 torch.set_num_threads(threads)
                 cv2.setNumThreads(threads)
                 row = {"family": fam_name, "size": size, "threads": threads}
@@ -176,8 +185,8 @@ def main() -> None:
                         row[f"{variant}_psnr_db"] = psnr(to_levels(out.pixel_values, fam), to_levels(ref, fam))
                 results.append(row)
     print(json.dumps({
-        "stage": "image_pixels", "unit": "ms/image (best of 3; 1 for 4032x3024), decode included",
-        "inputs": {k: f"{BATCH[k]} JPEG(s) q90" for k in SIZES},
+        "stage": "image_pixels", "unit": f"ms/image (best of {args.reps}; 1 for 4032x3024), decode included",
+        "inputs": {k: f"{BATCH[k]} JPEG(s) q90" for k in sizes},
         "default_backend": "fast", "results": results,
         "seconds": round(time.perf_counter() - start, 1),
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
