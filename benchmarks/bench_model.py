@@ -176,6 +176,26 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(result), flush=True)
     if args.profile:
         profile(ours, cfg, sizes_a, dec, device, dtype)
+        profile_vision(ours, cfg, sizes_b, device, dtype)
+
+
+def profile_vision(ours, cfg, sizes, device, dtype) -> None:
+    """The top kernels of one vision_b forward (large images: attention-bound)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    grid = images_grid(sizes)
+    pix = torch.randn(int(grid.prod(-1).sum()), cfg.vision.patch_dim, device=device, dtype=dtype)
+    with torch.inference_mode():
+        ours.visual(pix, grid)
+        with torch_profile(activities=acts) as prof:
+            ours.visual(pix, grid)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print("== profile vision_b ==", file=sys.stderr)
+    print(prof.key_averages().table(sort_by=sort, row_limit=14, max_name_column_width=70), file=sys.stderr)
 
 
 def profile(ours, cfg, sizes, dec: dict, device, dtype) -> None:
