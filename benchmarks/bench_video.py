@@ -102,7 +102,7 @@ def main() -> None:
     import transformers
 
     import mmprep
-    from mmprep.video import count_video_tokens
+
     from tests._torchvision import import_torchvision
 
     import_torchvision()
@@ -137,7 +137,7 @@ def main() -> None:
         totals = rng.integers(30, 20_000, n)
         fps = rng.choice([24.0, 25.0, 29.97, 30.0, 60.0], n)
         hs, ws = rng.integers(240, 2160, n), rng.integers(320, 3840, n)
-        count_s, _ = best_of(lambda: count_video_tokens(glm, totals, fps, hs, ws), 1)
+        count_s, _ = best_of(lambda: glm.count_video_tokens(totals, fps, hs, ws), 1)
 
     print(json.dumps({
         "stage": "video", "model": "glm-4.6v",
