@@ -17,6 +17,7 @@ PSNR (dB, uint8 levels) of each of our outputs vs the peer's.
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import platform
@@ -125,7 +126,7 @@ def to_levels(values: np.ndarray, fam) -> np.ndarray:
     mean = np.asarray(getattr(s, "image_mean", getattr(s, "norm_mean", None)), np.float64)
     std = np.asarray(getattr(s, "image_std", getattr(s, "norm_std", None)), np.float64)
     v = values.astype(np.float64)
-    if fam.family == "isaac":
+    if getattr(fam, "family", getattr(fam, "name", "")) == "isaac":
         v = v.reshape(-1, 3)
         return (v * std + mean) * 255
     v = v.reshape(v.shape[0], 3, -1)
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({
         "stage": "image_pixels", "unit": f"ms/image (best of {args.reps}; 1 for 4032x3024), decode included",
         "inputs": {k: f"{BATCH[k]} JPEG(s) q90" for k in sizes},
-        "default_backend": "fast", "results": results,
+        "default_backend": inspect.signature(mmprep.load("glm-4.1v").pixels).parameters["backend"].default,
+        "results": results,
         "seconds": round(time.perf_counter() - start, 1),
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                      "opencv": cv2.__version__, "transformers": __import__("transformers").__version__,
