@@ -41,20 +41,36 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torc
 class ModelEntry:
     """How to build one checkpoint type: read its config, build the module, name its weights."""
 
-    read_config: Callable[[dict[str, Any], dict[str, Any]], Any]  # (config.json, generation_config.json) -> cfg
+    # (config.json, generation_config.json, the tokenizer's added tokens {text: id}) -> cfg
+    read_config: Callable[[dict[str, Any], dict[str, Any], dict[str, int]], Any]
     model_class: Callable[[Any], torch.nn.Module]
     weight_table: Callable[[Any], dict[str, str]]  # cfg -> {checkpoint key: parameter name}
     keep_fp32: tuple[str, ...] = ()  # parameter name suffixes kept in fp32 (router weights, ...)
 
 
+def added_tokens(directory: Path) -> dict[str, int]:
+    """``{text: id}`` of the tokenizer's added (special) tokens, read from ``tokenizer.json`` and
+    ``tokenizer_config.json`` as plain JSON (no tokenizer code runs); ``{}`` when neither exists."""
+    out: dict[str, int] = {}
+    for entry in (_read_json(directory / "tokenizer.json") or {}).get("added_tokens") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("content"), str) and isinstance(entry.get("id"), int):
+            out[entry["content"]] = entry["id"]
+    decoder = (_read_json(directory / "tokenizer_config.json") or {}).get("added_tokens_decoder") or {}
+    for key, entry in decoder.items() if isinstance(decoder, dict) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("content"), str) and str(key).isdigit():
+            out.setdefault(entry["content"], int(key))
+    return out
+
+
 def model_table() -> dict[str, ModelEntry]:
     """The one table: ``config.json``'s ``model_type`` -> :class:`ModelEntry`."""
-    from . import glm4v
+    from . import glm4v, isaac
 
     glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table)
     return {
         "glm4v": glm,  # GLM-4.1V, GLM-4.6V-Flash (dense decoder)
         "glm46v": glm,
+        "isaac": ModelEntry(isaac.read_config, isaac.IsaacForConditionalGeneration, isaac.weight_table),
     }
 
 
@@ -80,7 +96,7 @@ def load(path: str | Path, device: torch.device | str | None = None,
             f"{d}: no mmprep model for model_type {model_type!r} (architectures {archs!r}); "
             f"supported: {', '.join(sorted(table))}")
     entry = table[model_type]
-    cfg = entry.read_config(config, _read_json(d / "generation_config.json") or {})
+    cfg = entry.read_config(config, _read_json(d / "generation_config.json") or {}, added_tokens(d))
     with torch.device("meta"):
         model = entry.model_class(cfg)
     load_weights(model, d, entry.weight_table(cfg), dtype=dt, device=dev, keep_fp32=entry.keep_fp32)

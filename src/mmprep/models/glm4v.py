@@ -136,7 +136,8 @@ class Glm4vConfig:
         )
 
 
-def read_config(config: dict[str, Any], generation_config: dict[str, Any] | None = None) -> Glm4vConfig:
+def read_config(config: dict[str, Any], generation_config: dict[str, Any] | None = None,
+                added_tokens: dict[str, int] | None = None) -> Glm4vConfig:
     """The model table's reader: the dense decoder only (GLM-4.5V / 4.6V's MoE decoder is refused)."""
     text_type = str((config.get("text_config") or {}).get("model_type", "glm4v_text"))
     if text_type != "glm4v_text":
