@@ -290,3 +290,18 @@ def test_generate_cli_streams_the_golden_tokens(tokenizer, capsys):
     assert rc == 0
     want = tokenizer.decode(case["greedy_tokens"], skip_special_tokens=True)
     assert capsys.readouterr().out.strip() == want.strip()
+
+
+def test_vision_tower_equals_transformers_siglip2_naflex():
+    """Our packed tower vs transformers' padded NaFlex ``Siglip2VisionModel`` with the same weights:
+    position tables shrunk (antialias matters) and grown, images of different sizes in one pack."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.bench_model import bench_isaac_vision, build_isaac
+
+    hf, ours, v = build_isaac(True, torch.device("cpu"), torch.float32)
+    grids = [(4, 6), (16, 12), (8, 8), (2, 30)]
+    out = bench_isaac_vision(hf, ours, v, grids, torch.device("cpu"), torch.float32, repeats=1)
+    assert out["patches"] == sum(h * w for h, w in grids)
+    assert out["max_abs_diff"] < 1e-4
