@@ -43,18 +43,20 @@ class ModelEntry:
 
     read_config: Callable[[dict[str, Any], dict[str, Any]], Any]  # (config.json, generation_config.json) -> cfg
     model_class: Callable[[Any], torch.nn.Module]
-    weight_table: Callable[[Any], dict[str, str]]  # cfg -> {checkpoint key: parameter name}
+    weight_table: Callable[[Any], dict[str, Any]]  # cfg -> {checkpoint key: parameter name | weights.Stack | SKIP}
     keep_fp32: tuple[str, ...] = ()  # parameter name suffixes kept in fp32 (router weights, ...)
 
 
 def model_table() -> dict[str, ModelEntry]:
     """The one table: ``config.json``'s ``model_type`` -> :class:`ModelEntry`."""
-    from . import glm4v
+    from . import glm4v, glm4v_moe
 
-    glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table)
+    # the text config picks the decoder: dense GLM-4 (4.1V, 4.6V-Flash) or MoE (4.5V, 4.6V)
+    glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table, glm4v_moe.KEEP_FP32)
     return {
-        "glm4v": glm,  # GLM-4.1V, GLM-4.6V-Flash (dense decoder)
+        "glm4v": glm,
         "glm46v": glm,
+        "glm4v_moe": glm,
     }
 
 
