@@ -43,7 +43,7 @@ class ModelEntry:
 
     read_config: Callable[[dict[str, Any], dict[str, Any]], Any]  # (config.json, generation_config.json) -> cfg
     model_class: Callable[[Any], torch.nn.Module]
-    weight_table: Callable[[Any], dict[str, Any]]  # cfg -> {checkpoint key: parameter name | weights.Stack | SKIP}
+    weight_table: Callable[[Any], Any]  # cfg -> {checkpoint key: parameter | weights.Stack | SKIP}, or a tuple of layouts
     keep_fp32: tuple[str, ...] = ()  # parameter name suffixes kept in fp32 (router weights, ...)
 
 

@@ -475,8 +475,9 @@ def normalize_pixels(pixels: Any, batch: Any, channels: int, device, dtype) -> t
     return ((xf - mean[:, None]) / std[:, None]).reshape(x.shape[0], -1).to(dtype)
 
 
-def weight_table(cfg: Glm4vConfig) -> dict[str, Any]:
-    """Every checkpoint tensor of a ``Glm4v[Moe]ForConditionalGeneration`` and the parameter it fills."""
+def weight_table(cfg: Glm4vConfig) -> dict[str, Any] | tuple[dict[str, Any], ...]:
+    """Every checkpoint tensor of a ``Glm4v[Moe]ForConditionalGeneration`` and the parameter it fills
+    (MoE: one table per checkpoint layout, see :func:`~mmprep.models.weights.load_weights`)."""
     v, t = cfg.vision, cfg.text
     vis = ["patch_embed.proj.weight", "patch_embed.proj.bias", "post_conv_layernorm.weight",
            "embeddings.position_embedding.weight", "post_layernorm.weight", "downsample.weight",
@@ -489,13 +490,11 @@ def weight_table(cfg: Glm4vConfig) -> dict[str, Any]:
         names += ["attn.qkv.bias"] if v.attention_bias else []
         vis += [f"blocks.{i}.{n}" for n in names]
     table: dict[str, Any] = {f"model.visual.{n}": f"visual.{n}" for n in vis}
-    if isinstance(t, MoeTextConfig):
-        table.update(text_weight_table(t))
-    else:
-        table.update(_dense_text_table(t))
     if not cfg.tie_word_embeddings:
         table["lm_head.weight"] = "lm_head.weight"
-    return table
+    if isinstance(t, MoeTextConfig):  # two layouts: per-expert (Hub, Glm4vMoe) or fused (Glm46V save_pretrained)
+        return tuple({**table, **text_weight_table(t, fused=fused)} for fused in (False, True))
+    return {**table, **_dense_text_table(t)}
 
 
 def _dense_text_table(t: TextConfig) -> dict[str, str]:

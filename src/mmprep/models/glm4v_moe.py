@@ -277,12 +277,13 @@ class MoeTextModel(nn.Module):
         return self.norm(x)
 
 
-def text_weight_table(cfg: MoeTextConfig, prefix: str = "model.language_model.",
+def text_weight_table(cfg: MoeTextConfig, *, fused: bool = False, prefix: str = "model.language_model.",
                       target: str = "language_model.") -> dict[str, str | Stack]:
-    """Checkpoint names of the MoE decoder -> parameters; per-expert tensors stack into the fused ones."""
+    """Checkpoint names of the MoE decoder -> parameters. Hub layout: per-expert tensors stack into the
+    fused ones; ``fused=True``: the checkpoint already holds ``experts.gate_up_proj`` / ``experts.down_proj``
+    (transformers' ``save_pretrained`` of the ``Glm46V`` class)."""
     table: dict[str, str | Stack] = {}
     names = ["embed_tokens.weight", "norm.weight"]
-    I = cfg.moe_intermediate_size
     for i in range(cfg.num_layers):
         layer = [f"self_attn.{p}_proj.weight" for p in "qkvo"]
         layer += [f"self_attn.{p}_proj.bias" for p in "qkv"] if cfg.attention_bias else []
@@ -292,13 +293,20 @@ def text_weight_table(cfg: MoeTextConfig, prefix: str = "model.language_model.",
         else:
             layer += ["mlp.gate.weight", "mlp.gate.e_score_correction_bias"]
             layer += [f"mlp.shared_experts.{p}_proj.weight" for p in ("gate", "up", "down")]
-            fused = f"{target}layers.{i}.mlp.experts."
-            for e in range(cfg.n_routed_experts):
-                key = f"{prefix}layers.{i}.mlp.experts.{e}."
-                table[key + "gate_proj.weight"] = Stack(fused + "gate_up_proj", e, 0)
-                table[key + "up_proj.weight"] = Stack(fused + "gate_up_proj", e, I)
-                table[key + "down_proj.weight"] = Stack(fused + "down_proj", e, 0)
+            layer += ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"] if fused else []
+            table.update({} if fused else _expert_stacks(cfg, f"{prefix}layers.{i}.", f"{target}layers.{i}."))
         names += [f"layers.{i}.{n}" for n in layer]
     table.update({prefix + n: target + n for n in names})
     table[f"{prefix}layers.{cfg.num_layers}.*"] = SKIP  # the multi-token-prediction layer
     return table
+
+
+def _expert_stacks(cfg: MoeTextConfig, key: str, dst: str) -> dict[str, Stack]:
+    """``experts.{e}.{gate,up,down}_proj.weight`` of one layer -> rows of the fused expert tensors."""
+    I, out = cfg.moe_intermediate_size, {}
+    for e in range(cfg.n_routed_experts):
+        k = f"{key}mlp.experts.{e}."
+        out[k + "gate_proj.weight"] = Stack(dst + "mlp.experts.gate_up_proj", e, 0)
+        out[k + "up_proj.weight"] = Stack(dst + "mlp.experts.gate_up_proj", e, I)
+        out[k + "down_proj.weight"] = Stack(dst + "mlp.experts.down_proj", e, 0)
+    return out

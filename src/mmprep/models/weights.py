@@ -21,6 +21,10 @@ Two more table forms, both explicit and checked like the plain one:
   stacked parts of a parameter must tile it exactly: every index, every row, once.
 * ``"prefix.*" -> SKIP``: every checkpoint key under ``prefix.`` is known and not loaded (e.g. the
   multi-token-prediction layer GLM-4.5V checkpoints carry).
+
+A model whose checkpoints come in more than one layout (GLM-4.6V: per-expert tensors on the Hub,
+fused ones from transformers' ``save_pretrained`` of the ``Glm46V`` class) gives a tuple of tables;
+the first one the checkpoint satisfies is used, else the first table's problems are raised.
 """
 
 from __future__ import annotations
@@ -167,10 +171,25 @@ def _check_stacks(entries: Mapping[str, str | Stack], shapes, params) -> list[st
     return bad
 
 
+def _pick_layout(tables: Table | tuple[Table, ...], shapes, params, where: str) -> Table:
+    """The first table the checkpoint satisfies; else the first table's :class:`WeightsError`."""
+    layouts = (tables,) if isinstance(tables, Mapping) else tuple(tables)
+    first = None
+    for t in layouts:
+        try:
+            check_table(t, shapes, params, where=where)
+            return t
+        except WeightsError as e:
+            first = first or e
+    if len(layouts) > 1:
+        raise WeightsError(f"{first} (the other {len(layouts) - 1} known layout(s) do not match either)") from None
+    raise first
+
+
 def load_weights(
     module: torch.nn.Module,
     directory: str | Path,
-    table: Table,
+    table: Table | tuple[Table, ...],
     *,
     dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
@@ -179,12 +198,12 @@ def load_weights(
     """Fill ``module`` (usually built on the meta device) from the safetensors in ``directory``.
 
     ``table`` maps each checkpoint key to a parameter name of ``module``; both sides must match
-    exactly (see the module docstring). Floating tensors are cast to ``dtype`` (default: as
+    exactly (see the module docstring). A tuple of tables lists alternative checkpoint layouts. Floating tensors are cast to ``dtype`` (default: as
     stored) unless their parameter name ends with one of ``keep_fp32``.
     """
     files = checkpoint_files(directory)
     params = {n: tuple(p.shape) for n, p in module.state_dict(keep_vars=True).items()}
-    check_table(table, checkpoint_shapes(files), params, where=str(directory))
+    table = _pick_layout(table, checkpoint_shapes(files), params, str(directory))
     entries, _, _ = split_table(table, files)
     from safetensors import safe_open
 
