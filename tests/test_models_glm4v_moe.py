@@ -275,3 +275,44 @@ def test_stacked_table_checks_shapes_and_tiling():
         check_table(good, dict(shapes, **{"a.0": (2, 5)}), params)
     with pytest.raises(WeightsError, match=r"unexpected keys: mtp\.x"):
         check_table({k: v for k, v in good.items() if k != "mtp.*"}, shapes, params)
+
+
+def test_generate_command_runs_the_moe_checkpoint(ckpt, ours, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from mmprep.cli import main
+    from mmprep.models.cli import build_prompt
+
+    (ckpt[0] / "tokenizer.json").write_text(ckpt[2].to_str())
+    path = tmp_path / "a.png"
+    Image.fromarray(images()[0]).save(path)
+    out = io.StringIO()
+    code = main(["generate", "--model", str(ckpt[0]), "--image", str(path), "--prompt", "Describe the image.",
+                 "--max-new-tokens", "6", "--device", "cpu"], out=out)
+    family = mmprep.load(ckpt[0])
+    batch = family.process(build_prompt(family, "Describe the image.", 1, 0), images=[str(path)], tokenizer=ckpt[2],
+                           return_tensors="pt")
+    ids = ours.generate(batch, max_new_tokens=6)
+    assert code == 0 and out.getvalue() == ckpt[2].decode(ids[0].tolist(), skip_special_tokens=True) + "\n"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_grouped_experts_on_cuda_keep_the_flash_error_rule(ours):
+    """bf16 experts (torch._grouped_mm on Hopper, padded bmm elsewhere) vs the fp32 loop: error at
+    most twice that of the plain bf16 bmm path (the flash-attention tolerance rule)."""
+    import copy
+
+    torch.manual_seed(0)
+    x, chosen, weights = torch.randn(512, 64), torch.randint(0, 8, (512, 3)), torch.rand(512, 3)
+    with torch.no_grad():
+        ref = glm4v_moe.experts_reference(ours.language_model.layers[1].mlp.experts, x, chosen, weights)
+        experts = copy.deepcopy(ours.language_model.layers[1].mlp.experts).cuda().bfloat16()
+        x, chosen, weights = x.cuda(), chosen.cuda(), weights.cuda()
+        experts.grouped_mm = False
+        base = (experts(x.bfloat16(), chosen, weights).float().cpu() - ref).abs().max()
+        experts.grouped_mm = None  # the automatic choice
+        got = experts(x.bfloat16(), chosen, weights).float().cpu()
+    assert (got - ref).abs().max() <= 2 * base + 1e-3

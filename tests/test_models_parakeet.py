@@ -195,3 +195,23 @@ def test_attention_bias_enters_every_backend(backend, causal):
     plain = varlen_attention(q, k, v, cu, 5, causal=causal, backend=backend)
     zero = varlen_attention(q, k, v, cu, 5, causal=causal, bias=torch.zeros(3, 1, 5, 5), backend=backend)
     assert (plain - zero).abs().max().item() <= 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_sound_tower_on_cuda_keeps_the_flash_error_rule(omni, tower, clips):
+    """bf16 mmprep vs fp32: error at most twice transformers' own bf16 error (+ slack)."""
+    import copy
+
+    _, _, batch = clips
+    ref, _ = tower.encode_audio(batch.features, batch.lengths)
+    ours = copy.deepcopy(tower).cuda().bfloat16()
+    hf = copy.deepcopy(omni[1]).cuda().bfloat16()
+    with torch.no_grad():
+        got, per_clip = ours.encode_audio(batch.features.cuda(), batch.lengths.cuda())
+        feats = batch.features.cuda().bfloat16()
+        out = hf.audio_tower(input_features=feats, attention_mask=batch.attention_mask.long().cuda())
+        hf_proj = hf.embed_audio(out.last_hidden_state)
+    mask = (torch.arange(hf_proj.shape[1])[None] < torch.tensor(per_clip)[:, None]).cuda()
+    base = (hf_proj[mask].float().cpu() - ref).abs().max()
+    assert (got.float().cpu() - ref).abs().max() <= 2 * base + 1e-2
