@@ -117,7 +117,7 @@ def test_hub_sound_config_reads_the_omni_defaults(omni, tower):
 
 
 def test_encoder_and_projected_features_match_transformers(omni, tower, clips):
-    family, waves, batch = clips
+    batch = clips[2]
     ref_hidden, ref_proj = hf_encode(omni[1], batch)
     with torch.no_grad():
         hidden, per_clip = tower.encoder(batch.features, batch.lengths)
@@ -140,7 +140,7 @@ def test_tokens_per_clip_equal_the_prompt_count(tower, clips):
 def test_padded_batch_equals_single_clip_runs(tower, clips):
     family, waves, batch = clips
     with torch.no_grad():
-        packed, per_clip = tower.encode_audio(batch.features, batch.lengths)
+        packed, _ = tower.encode_audio(batch.features, batch.lengths)
         singles = []
         for w in waves:
             one = family.audio_features([w], return_tensors="pt")
@@ -215,3 +215,12 @@ def test_bf16_sound_tower_on_cuda_keeps_the_flash_error_rule(omni, tower, clips)
     mask = (torch.arange(hf_proj.shape[1])[None] < torch.tensor(per_clip)[:, None]).cuda()
     base = (hf_proj[mask].float().cpu() - ref).abs().max()
     assert (got.float().cpu() - ref).abs().max() <= 2 * base + 1e-2
+
+
+def test_relative_table_is_the_interleaved_sinusoid_of_each_distance():
+    table = parakeet.relative_table(4, 6, "cpu", torch.float64)
+    for m, d in enumerate(range(3, -4, -1)):  # rows: distances 3 .. -3
+        for i in range(3):
+            angle = d * 10000.0 ** (-2 * i / 6)
+            assert table[m, 2 * i].item() == pytest.approx(np.sin(angle), abs=1e-6)
+            assert table[m, 2 * i + 1].item() == pytest.approx(np.cos(angle), abs=1e-6)

@@ -82,7 +82,7 @@ class MoeTextConfig:
         rope = t.get("rope_parameters") or t.get("rope_scaling") or {}
         heads = t.get("num_attention_heads", d.num_heads)
         hidden = t.get("hidden_size", d.hidden_size)
-        kv = t["num_key_value_heads"] if "num_key_value_heads" in t else d.num_kv_heads
+        kv = t.get("num_key_value_heads", d.num_kv_heads)
         return cls(
             vocab_size=t.get("vocab_size", d.vocab_size), hidden_size=hidden,
             intermediate_size=t.get("intermediate_size", d.intermediate_size),
