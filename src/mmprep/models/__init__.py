@@ -44,7 +44,7 @@ class ModelEntry:
     # (config.json, generation_config.json, the tokenizer's added tokens {text: id}) -> cfg
     read_config: Callable[[dict[str, Any], dict[str, Any], dict[str, int]], Any]
     model_class: Callable[[Any], torch.nn.Module]
-    weight_table: Callable[[Any], dict[str, str]]  # cfg -> {checkpoint key: parameter name}
+    weight_table: Callable[[Any], Any]  # cfg -> {checkpoint key: parameter | weights.Stack | SKIP}, or a tuple of layouts
     keep_fp32: tuple[str, ...] = ()  # parameter name suffixes kept in fp32 (router weights, ...)
 
 
@@ -64,12 +64,14 @@ def added_tokens(directory: Path) -> dict[str, int]:
 
 def model_table() -> dict[str, ModelEntry]:
     """The one table: ``config.json``'s ``model_type`` -> :class:`ModelEntry`."""
-    from . import glm4v, isaac
+    from . import glm4v, glm4v_moe, isaac
 
-    glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table)
+    # the text config picks the decoder: dense GLM-4 (4.1V, 4.6V-Flash) or MoE (4.5V, 4.6V)
+    glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table, glm4v_moe.KEEP_FP32)
     return {
-        "glm4v": glm,  # GLM-4.1V, GLM-4.6V-Flash (dense decoder)
+        "glm4v": glm,
         "glm46v": glm,
+        "glm4v_moe": glm,
         "isaac": ModelEntry(isaac.read_config, isaac.IsaacForConditionalGeneration, isaac.weight_table),
     }
 

@@ -1,4 +1,5 @@
-"""GLM-4.1V / GLM-4.6V-Flash (``Glm4vForConditionalGeneration``), readable top to bottom.
+"""GLM-4.1V / GLM-4.6V-Flash (``Glm4vForConditionalGeneration``), readable top to bottom; with the
+MoE decoder of :mod:`mmprep.models.glm4v_moe` also GLM-4.5V / GLM-4.6V (``Glm4vMoe...``).
 
     pixels (Σ patches, 3*2*14*14) --patch embed--> RMSNorm --+ interpolated abs. positions
       --> blocks [RMSNorm -> attention with 2D rope (one segment per temporal group, T31)
@@ -7,6 +8,7 @@
       --> one embedding per LLM placeholder token
     token embeddings with image/video features in their slots (T29)
       --> GLM-4 decoder layers (four RMSNorms, MRoPE on half of each head, GQA) --> lm_head
+          (or, for a ``glm4v_moe_text`` config, the MoE decoder of glm4v_moe.py)
 
 Weight names are the Hugging Face checkpoint names (``model.visual.*``, ``model.language_model.*``,
 ``lm_head.weight``); :func:`weight_table` lists every one of them. Configuration comes from the
@@ -26,6 +28,7 @@ from ..errors import InvalidInputError, UnknownModelError
 from .attention import varlen_attention
 from .cache import StaticKVCache
 from .decoder import DecoderAttention, ModelOutput, Prompt, Step, run_decode, run_forward, run_prefill
+from .glm4v_moe import MoeTextConfig, MoeTextModel, text_weight_table
 from .inputs import PackedTokens, as_tensor
 from .layers import FusedSwiGLU, RMSNorm, SwiGLU
 from .prepare import MediaInput, prepare_prompt
@@ -90,7 +93,7 @@ class TextConfig:
 @dataclass(frozen=True)
 class Glm4vConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
-    text: TextConfig = field(default_factory=TextConfig)
+    text: TextConfig | MoeTextConfig = field(default_factory=TextConfig)  # MoE: GLM-4.5V / 4.6V
     image_token_id: int = 151343
     video_token_id: int = 151344
     video_start_token_id: int = 151341
@@ -113,7 +116,8 @@ class Glm4vConfig:
             attention_bias=v.get("attention_bias", False),
         )
         rope = t.get("rope_parameters") or t.get("rope_scaling") or {}
-        text = TextConfig(
+        moe = text_model_type(config) == "glm4v_moe_text"
+        text = MoeTextConfig.from_hf(t) if moe else TextConfig(
             vocab_size=t.get("vocab_size", 151552), hidden_size=t.get("hidden_size", 4096),
             intermediate_size=t.get("intermediate_size", 13696), num_layers=t.get("num_hidden_layers", 40),
             num_heads=t.get("num_attention_heads", 32),
@@ -126,9 +130,10 @@ class Glm4vConfig:
         )
         eos = (generation_config or {}).get("eos_token_id", t.get("eos_token_id", config.get("eos_token_id")))
         eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (int(eos),))
+        ids = (151363, 151364) if config.get("model_type") == "glm4v_moe" else (151343, 151344)  # class defaults
         return cls(
             vision=vision, text=text,
-            image_token_id=config.get("image_token_id", 151343), video_token_id=config.get("video_token_id", 151344),
+            image_token_id=config.get("image_token_id", ids[0]), video_token_id=config.get("video_token_id", ids[1]),
             video_start_token_id=config.get("video_start_token_id", 151341),
             video_end_token_id=config.get("video_end_token_id", 151342),
             tie_word_embeddings=bool(config.get("tie_word_embeddings", t.get("tie_word_embeddings", False))),
@@ -136,12 +141,20 @@ class Glm4vConfig:
         )
 
 
+def text_model_type(config: dict[str, Any]) -> str:
+    """``text_config.model_type``; absent: the top-level type's default (``glm4v_moe`` -> MoE)."""
+    default = "glm4v_moe_text" if config.get("model_type") == "glm4v_moe" else "glm4v_text"
+    return str((config.get("text_config") or {}).get("model_type", default))
+
+
 def read_config(config: dict[str, Any], generation_config: dict[str, Any] | None = None,
                 added_tokens: dict[str, int] | None = None) -> Glm4vConfig:
-    """The model table's reader: the dense decoder only (GLM-4.5V / 4.6V's MoE decoder is refused)."""
-    text_type = str((config.get("text_config") or {}).get("model_type", "glm4v_text"))
-    if text_type != "glm4v_text":
-        raise UnknownModelError(f"the {text_type} (MoE) decoder of GLM-4.5V / 4.6V is not supported yet")
+    """The model table's reader: the dense GLM-4 decoder or the GLM-4.5V / 4.6V MoE decoder, by
+    ``text_config.model_type``; another text model (or an unknown MoE variant) raises."""
+    text_type = text_model_type(config)
+    if text_type not in ("glm4v_text", "glm4v_moe_text"):
+        raise UnknownModelError(
+            f"text_config.model_type = {text_type!r}: no GLM decoder for it (known: 'glm4v_text', 'glm4v_moe_text')")
     return Glm4vConfig.from_hf(config, generation_config)
 
 
@@ -334,7 +347,8 @@ class Glm4vForConditionalGeneration(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.visual = VisionTransformer(cfg.vision)
-        self.language_model = TextModel(cfg.text)
+        moe = isinstance(cfg.text, MoeTextConfig)
+        self.language_model = MoeTextModel(cfg.text) if moe else TextModel(cfg.text)
         if not cfg.tie_word_embeddings:
             self.lm_head = nn.Linear(cfg.text.hidden_size, cfg.text.vocab_size, bias=False)
 
@@ -462,8 +476,9 @@ def normalize_pixels(pixels: Any, batch: Any, channels: int, device, dtype) -> t
     return ((xf - mean[:, None]) / std[:, None]).reshape(x.shape[0], -1).to(dtype)
 
 
-def weight_table(cfg: Glm4vConfig) -> dict[str, str]:
-    """Every checkpoint tensor of a ``Glm4vForConditionalGeneration`` and the parameter it fills."""
+def weight_table(cfg: Glm4vConfig) -> dict[str, Any] | tuple[dict[str, Any], ...]:
+    """Every checkpoint tensor of a ``Glm4v[Moe]ForConditionalGeneration`` and the parameter it fills
+    (MoE: one table per checkpoint layout, see :func:`~mmprep.models.weights.load_weights`)."""
     v, t = cfg.vision, cfg.text
     vis = ["patch_embed.proj.weight", "patch_embed.proj.bias", "post_conv_layernorm.weight",
            "embeddings.position_embedding.weight", "post_layernorm.weight", "downsample.weight",
@@ -475,6 +490,15 @@ def weight_table(cfg: Glm4vConfig) -> dict[str, str]:
                  "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"]
         names += ["attn.qkv.bias"] if v.attention_bias else []
         vis += [f"blocks.{i}.{n}" for n in names]
+    table: dict[str, Any] = {f"model.visual.{n}": f"visual.{n}" for n in vis}
+    if not cfg.tie_word_embeddings:
+        table["lm_head.weight"] = "lm_head.weight"
+    if isinstance(t, MoeTextConfig):  # two layouts: per-expert (Hub, Glm4vMoe) or fused (Glm46V save_pretrained)
+        return tuple({**table, **text_weight_table(t, fused=fused)} for fused in (False, True))
+    return {**table, **_dense_text_table(t)}
+
+
+def _dense_text_table(t: TextConfig) -> dict[str, str]:
     txt = ["embed_tokens.weight", "norm.weight"]
     for i in range(t.num_layers):
         names = [f"self_attn.{p}_proj.{w}" for p in "qkv" for w in ("weight", "bias")]
@@ -482,8 +506,4 @@ def weight_table(cfg: Glm4vConfig) -> dict[str, str]:
                   "input_layernorm.weight", "post_self_attn_layernorm.weight",
                   "post_attention_layernorm.weight", "post_mlp_layernorm.weight"]
         txt += [f"layers.{i}.{n}" for n in names]
-    table = {f"model.visual.{n}": f"visual.{n}" for n in vis}
-    table.update({f"model.language_model.{n}": f"language_model.{n}" for n in txt})
-    if not cfg.tie_word_embeddings:
-        table["lm_head.weight"] = "lm_head.weight"
-    return table
+    return {f"model.language_model.{n}": f"language_model.{n}" for n in txt}
