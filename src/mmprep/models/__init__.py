@@ -50,11 +50,15 @@ class ModelEntry:
 def model_table() -> dict[str, ModelEntry]:
     """The one table: ``config.json``'s ``model_type`` -> :class:`ModelEntry`."""
     from . import glm4v
+    from . import nemotron_h
 
     glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table)
+    nemotron_text = ModelEntry(nemotron_h.read_text_config, nemotron_h.NemotronHForCausalLM,
+                               nemotron_h.text_weight_table, nemotron_h.KEEP_FP32)
     return {
         "glm4v": glm,  # GLM-4.1V, GLM-4.6V-Flash (dense decoder)
         "glm46v": glm,
+        "nemotron_h": nemotron_text,  # NemotronH text-only (Nemotron Nano VL's decoder alone)
     }
 
 

@@ -86,15 +86,16 @@ def check_table(
 ) -> None:
     """Raise one :class:`WeightsError` naming every missing, unexpected or mis-shaped tensor."""
     problems = []
-    missing = sorted(k for k in table if k not in shapes)
+    missing = sorted(k for k, t in table.items() if k not in shapes and t is not None)
     unexpected = sorted(k for k in shapes if k not in table)
-    targets = list(table.values())
+    targets = [t for t in table.values() if t is not None]
     dup = sorted({t for t in targets if targets.count(t) > 1}) if len(set(targets)) != len(targets) else []
     unknown = sorted(t for t in set(targets) if t not in params)
     uncovered = sorted(p for p in params if p not in set(targets))
     bad_shape = sorted(
         f"{k} {list(shapes[k])} (expected {list(params[t])})"
-        for k, t in table.items() if k in shapes and t in params and tuple(shapes[k]) != tuple(params[t])
+        for k, t in table.items() if k in shapes and t is not None and t in params
+        and tuple(shapes[k]) != tuple(params[t])
     )
     for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
                          ("mis-shaped keys", bad_shape), ("table targets used twice", dup),
@@ -118,7 +119,8 @@ def load_weights(
     """Fill ``module`` (usually built on the meta device) from the safetensors in ``directory``.
 
     ``table`` maps each checkpoint key to a parameter name of ``module``; both sides must match
-    exactly (see the module docstring). Floating tensors are cast to ``dtype`` (default: as
+    exactly (see the module docstring). A key mapped to ``None`` is a known tensor the model does
+    not use: skipped when present, not required. Floating tensors are cast to ``dtype`` (default: as
     stored) unless their parameter name ends with one of ``keep_fp32``.
     """
     files = checkpoint_files(directory)
@@ -128,7 +130,7 @@ def load_weights(
 
     state: dict[str, torch.Tensor] = {}
     by_file: dict[Path, list[str]] = {}
-    for name in table:
+    for name in (k for k, t in table.items() if t is not None):
         by_file.setdefault(files[name], []).append(name)
     dev = torch.device(device)
     for f, names in by_file.items():
