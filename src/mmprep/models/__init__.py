@@ -51,14 +51,20 @@ def model_table() -> dict[str, ModelEntry]:
     """The one table: ``config.json``'s ``model_type`` -> :class:`ModelEntry`."""
     from . import glm4v
     from . import nemotron_h
+    from . import nemotron_vl
 
     glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table)
     nemotron_text = ModelEntry(nemotron_h.read_text_config, nemotron_h.NemotronHForCausalLM,
                                nemotron_h.text_weight_table, nemotron_h.KEEP_FP32)
+    nemotron = ModelEntry(nemotron_vl.read_config, nemotron_vl.NemotronVLForConditionalGeneration,
+                          nemotron_vl.weight_table, nemotron_vl.KEEP_FP32)
     return {
         "glm4v": glm,  # GLM-4.1V, GLM-4.6V-Flash (dense decoder)
         "glm46v": glm,
         "nemotron_h": nemotron_text,  # NemotronH text-only (Nemotron Nano VL's decoder alone)
+        "NemotronH_Nano_VL_V2": nemotron,  # NVIDIA-Nemotron-Nano-12B-v2-VL (released, remote-code config)
+        "NemotronH_Nano_Omni_Reasoning_V3": nemotron,  # Nemotron-3-Nano-Omni (released config)
+        "nemotron_h_omni": nemotron,  # Nemotron-3-Nano-Omni, transformers 5 config layout
     }
 
 

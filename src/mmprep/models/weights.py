@@ -87,7 +87,8 @@ def check_table(
     """Raise one :class:`WeightsError` naming every missing, unexpected or mis-shaped tensor."""
     problems = []
     missing = sorted(k for k, t in table.items() if k not in shapes and t is not None)
-    unexpected = sorted(k for k in shapes if k not in table)
+    skipped = tuple(k[:-1] for k, t in table.items() if t is None and k.endswith("*"))  # "prefix.*": a block
+    unexpected = sorted(k for k in shapes if k not in table and not k.startswith(skipped))
     targets = [t for t in table.values() if t is not None]
     dup = sorted({t for t in targets if targets.count(t) > 1}) if len(set(targets)) != len(targets) else []
     unknown = sorted(t for t in set(targets) if t not in params)
@@ -120,8 +121,9 @@ def load_weights(
 
     ``table`` maps each checkpoint key to a parameter name of ``module``; both sides must match
     exactly (see the module docstring). A key mapped to ``None`` is a known tensor the model does
-    not use: skipped when present, not required. Floating tensors are cast to ``dtype`` (default: as
-    stored) unless their parameter name ends with one of ``keep_fp32``.
+    not use: skipped when present, not required; ``"prefix.*": None`` skips every key under it.
+    Floating tensors are cast to ``dtype`` (default: as stored) unless their parameter name ends
+    with one of ``keep_fp32``.
     """
     files = checkpoint_files(directory)
     params = {n: tuple(p.shape) for n, p in module.state_dict(keep_vars=True).items()}
