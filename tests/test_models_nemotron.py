@@ -259,6 +259,34 @@ def test_text_only_prompt_matches_transformers(omni):
     assert ours.generate({"input_ids": ids}, max_new_tokens=8, stop_token_ids=[])[0].tolist() == hf_greedy(hf, ids, 8)
 
 
+def test_uint8_pixels_are_normalised_like_the_processor(omni):
+    d, hf, tok, ours = omni
+    batch = image_batch(omni)
+    raw = mmprep.load(d).pixels(pictures(), dtype="uint8", return_tensors="pt")
+    assert raw.pixel_values.dtype == torch.uint8
+    as_bytes = {**batch, "pixel_values_flat": raw.pixel_values}
+    assert (ours(as_bytes).logits - ours(batch).logits).abs().max() < TOL
+
+
+def test_image_and_video_in_one_prompt_match_transformers_pieces(omni):
+    """transformers' forward cannot mix them (both use the <image> token): its pieces, assembled by hand."""
+    d, hf, tok, ours = omni
+    family = mmprep.load(d)
+    batch = family.process("<video> then <image>?", images=[pictures()[1]], videos=[clip()], tokenizer=tok,
+                           return_tensors="pt")
+    kw = hf_image_kwargs(batch)
+    with torch.no_grad():
+        image = torch.cat(hf.get_image_features(kw["pixel_values"], kw["image_grid_hw"]).pooler_output)
+        video = torch.cat(hf.get_video_features(**hf_video_kwargs(batch)).pooler_output)
+        x = hf.get_input_embeddings()(batch["input_ids"])
+        x = x.masked_scatter((batch["input_ids"] == tok.token_to_id("<image>"))[..., None], torch.cat([video, image]))
+        ref = hf.language_model(inputs_embeds=x).logits
+    assert (ours(batch).logits - ref).abs().max() < TOL
+    plain = {k: batch[k] for k in batch}  # no spans: the order of images and videos is unknown
+    with pytest.raises(InvalidInputError, match="need the batch's spans"):
+        ours(plain)
+
+
 def video_batch(omni, rate):
     family = mmprep.load(omni[0], video_pruning_rate=rate)
     return family.process("<video>What happens?", videos=[clip()], tokenizer=omni[2], return_tensors="pt")
@@ -442,3 +470,44 @@ def test_sound_encoder_weights_are_skipped_when_loading(omni, tmp_path):
     cfg["sound_config"] = {"model_type": "parakeet", "hidden_size": 8}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     assert mm.load(tmp_path, device="cpu").cfg.has_sound
+
+
+# -- end to end: mmprep generate ------------------------------------------------------------------------
+
+
+def test_generate_cli_runs_an_image_and_a_video_and_streams_the_models_tokens(omni, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from mmprep.cli import main
+    from mmprep.models.cli import build_prompt
+
+    pytest.importorskip("av")
+    from tests.test_video import write_clip
+
+    d, hf, tok, ours = omni
+    (d / "tokenizer.json").write_text(tok.to_str())
+    image = tmp_path / "a.png"
+    Image.fromarray(pictures()[0]).save(image)
+    video = write_clip(tmp_path / "v.mp4", frames=6, fps=30, size=(48, 80), gop=6, bframes=0)
+    out = io.StringIO()
+    code = main(["generate", "--model", str(d), "--image", str(image), "--video", video, "--prompt", "What is shown?",
+                 "--max-new-tokens", "6", "--device", "cpu"], out=out)
+    assert code == 0
+    family = mmprep.load(d)
+    text = build_prompt(family, "What is shown?", 1, 1, directory=d)
+    assert text == "<image><video>What is shown?"  # no chat template in this checkpoint
+    batch = family.process(text, images=[str(image)], videos=[video], tokenizer=tok, return_tensors="pt")
+    ids = ours.generate(batch, max_new_tokens=6)
+    assert out.getvalue() == tok.decode(ids[0].tolist(), skip_special_tokens=True) + "\n"
+
+
+def test_generate_cli_uses_the_checkpoints_chat_template(omni, tmp_path):
+    from mmprep.models.cli import build_prompt
+
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")}))
+    text = build_prompt(mmprep.load(omni[0]), "Hi", 2, 0, directory=tmp_path)
+    assert text == "<|im_start|>user\n<image><image>Hi<|im_end|>\n<|im_start|>assistant\n"
