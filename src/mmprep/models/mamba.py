@@ -139,7 +139,7 @@ class Mamba2Mixer(nn.Module):
             y = self._decode(xbc, dt, step.cache.states[self.layer])
         else:
             y = self._prefill(xbc, dt, step)
-        return self.out_proj(self.norm(y.reshape(y.shape[0], -1).to(hidden.dtype), z))
+        return self.out_proj(self.norm(y.reshape(y.shape[0], -1), z).to(hidden.dtype))  # y and the norm in fp32
 
     def _prefill(self, xbc: torch.Tensor, dt: torch.Tensor, step: Step) -> torch.Tensor:
         A = -torch.exp(self.A_log.float())

@@ -56,7 +56,6 @@ class NemotronVLConfig:
     projector_hidden_size: int = 20480
     image_token_id: int = 18  # <image>: image tiles and video frames
     video_pruning_rate: float = 0.7  # EVS; the family's default when config.json has none
-    force_image_size: int = 512  # px: tile / video frame side
     norm_mean: tuple[float, ...] = CLIP_MEAN  # for uint8 pixels only (float pixels come normalised)
     norm_std: tuple[float, ...] = CLIP_STD
     has_sound: bool = False
@@ -88,7 +87,6 @@ class NemotronVLConfig:
             projector_hidden_size=int(config.get("projector_hidden_size") or 20480),
             image_token_id=int(_first(config, "img_context_token_id", "image_token_id", default=18)),
             video_pruning_rate=0.7 if rate is None else float(rate),
-            force_image_size=int(config.get("force_image_size") or 512),
             norm_mean=tuple(mean), norm_std=tuple(std),
             has_sound=bool(config.get("sound_config") or config.get("audio_config")),
         )
