@@ -386,6 +386,32 @@ def test_audio_input_is_refused_until_the_sound_encoder_lands(omni):
         omni[3]({"input_ids": torch.tensor([[5]]), "input_audio_features": torch.zeros(1, 10, 128)})
 
 
+def test_mtp_checkpoint_norms_the_vision_features_and_skips_the_mtp_layers(tmp_path):
+    """With num_nextn_predict_layers > 0, transformers (and Megatron) put a LayerNorm on the RADIO
+    features (``vision_projector.vision_final_layernorm``); MTP weights are skipped."""
+    import_torchvision()
+    from safetensors.torch import load_file, save_file
+    from transformers.models.nemotron_h_omni import NemotronH_Omni_Reasoning_V3 as Omni
+
+    tok = nemotron_tokenizer()
+    cfg = omni_config(tok, video_pruning_rate=0.0)
+    cfg.text_config.num_nextn_predict_layers = 1
+    hf = randomize(Omni(cfg), seed=2)
+    assert hf.vision_final_layernorm is not None
+    save_original(hf, tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    assert "vision_projector.vision_final_layernorm.bias" in state
+    state["language_model.mtp.layers.0.norm.weight"] = torch.ones(64)
+    save_file(state, tmp_path / "model.safetensors")
+    ours = mm.load(tmp_path, device="cpu", dtype="float32")
+    rows = torch.randn(4 * 6, 768, generator=torch.Generator().manual_seed(0))
+    ids = torch.tensor([[20] + [tok.token_to_id("<image>")] * 6 + [21]])
+    with torch.no_grad():
+        ref = hf(input_ids=ids, pixel_values=rows, image_grid_hw=torch.tensor([[4, 6]])).logits
+    got = ours({"input_ids": ids, "pixel_values": rows, "image_grid_hw": torch.tensor([[4, 6]])}).logits
+    assert (got - ref).abs().max() < TOL
+
+
 # -- the 12B-v2-VL tile path, released config layout ------------------------------------------------------
 
 

@@ -72,6 +72,7 @@ class NemotronHConfig:
     max_position_embeddings: int = 4096
     tie_word_embeddings: bool = False
     eos_token_ids: tuple[int, ...] = ()
+    mtp_layers: int = 0  # num_nextn_predict_layers: multi-token-prediction layers (weights skipped)
 
     @property
     def num_layers(self) -> int:
@@ -117,6 +118,7 @@ class NemotronHConfig:
             routed_scaling_factor=float(get("routed_scaling_factor", default=1.0)),
             max_position_embeddings=get("max_position_embeddings", default=4096),
             tie_word_embeddings=bool(get("tie_word_embeddings", default=False)), eos_token_ids=eos_ids,
+            mtp_layers=int(get("num_nextn_predict_layers", default=0)),
         )
 
 
@@ -304,7 +306,7 @@ def new_hybrid_cache(backbone: NemotronHBackbone, batch: int, max_len: int, *, d
     return cache
 
 
-def weight_table(cfg: NemotronHConfig, prefix: str, target: str) -> dict[str, str]:
+def weight_table(cfg: NemotronHConfig, prefix: str, target: str) -> dict[str, str | None]:
     """``{prefix}backbone.*`` and ``{prefix}lm_head.weight`` -> ``{target}backbone.*`` / ``{target}lm_head.weight``."""
     names = ["embeddings.weight", "norm_f.weight"]
     per_kind = {
@@ -324,9 +326,11 @@ def weight_table(cfg: NemotronHConfig, prefix: str, target: str) -> dict[str, st
     for i, c in enumerate(cfg.pattern):
         names.append(f"layers.{i}.norm.weight")
         names += [f"layers.{i}.mixer.{n}" for n in per_kind[LAYER_KINDS[c]]]
-    table = {f"{prefix}backbone.{n}": f"{target}backbone.{n}" for n in names}
+    table: dict[str, str | None] = {f"{prefix}backbone.{n}": f"{target}backbone.{n}" for n in names}
     if not cfg.tie_word_embeddings:
         table[f"{prefix}lm_head.weight"] = f"{target}lm_head.weight"
+    if cfg.mtp_layers:  # multi-token-prediction layers: not used for generation here
+        table[f"{prefix}mtp.*"] = None
     return table
 
 
@@ -419,6 +423,6 @@ def read_text_config(config: dict[str, Any], generation_config: dict[str, Any] |
     return NemotronHConfig.from_hf(config, generation_config)
 
 
-def text_weight_table(cfg: NemotronHConfig) -> dict[str, str]:
+def text_weight_table(cfg: NemotronHConfig) -> dict[str, str | None]:
     """``backbone.*`` + ``lm_head.weight`` of a ``NemotronHForCausalLM`` checkpoint."""
     return weight_table(cfg, "", "")

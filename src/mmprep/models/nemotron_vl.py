@@ -27,7 +27,7 @@ transformers 5's ``save_pretrained`` writes the same names. Audio (``sound_encod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -74,7 +74,7 @@ class NemotronVLConfig:
         text = NemotronHConfig.from_hf(t, generation_config)
         if not text.eos_token_ids and config.get("eos_token_id") is not None:
             eos = config["eos_token_id"]
-            text = _replace(text, eos_token_ids=tuple(eos) if isinstance(eos, list) else (int(eos),))
+            text = replace(text, eos_token_ids=tuple(eos) if isinstance(eos, list) else (int(eos),))
         vision = RadioConfig.from_hf(v)
         rate = config.get("video_pruning_rate")
         ps = str(config.get("ps_version") or "v2")
@@ -94,12 +94,6 @@ class NemotronVLConfig:
 
 def _first(d: dict[str, Any], *names: str, default: Any = None) -> Any:
     return next((d[n] for n in names if d.get(n) is not None), default)
-
-
-def _replace(cfg, **kw):
-    from dataclasses import replace
-
-    return replace(cfg, **kw)
 
 
 def read_config(config: dict[str, Any], generation_config: dict[str, Any] | None = None) -> NemotronVLConfig:
@@ -150,6 +144,10 @@ class NemotronVLForConditionalGeneration(nn.Module):
         self.vision_model = nn.Module()
         self.vision_model.radio_model = nn.Module()
         self.vision_model.radio_model.model = RadioModel(cfg.vision)
+        if cfg.text.mtp_layers:  # checkpoints with MTP layers (e.g. 3.5 Super VL) norm the RADIO features
+            self.vision_projector = nn.Module()
+            self.vision_projector.vision_final_layernorm = nn.LayerNorm(cfg.vision.hidden_size,
+                                                                        eps=cfg.vision.layer_norm_eps)
         self.mlp1 = Projector(cfg)
         self.language_model = NemotronHForCausalLM(cfg.text)
         self.sound_encoder = None  # the Parakeet encoder + sound_projection plug in here (issue 16)
@@ -188,6 +186,8 @@ class NemotronVLForConditionalGeneration(nn.Module):
     def vision_features(self, patches: torch.Tensor, grids_hw: list[tuple[int, int]]) -> torch.Tensor:
         """Packed patch rows of images/tiles/frames -> one LLM embedding per token ``(Σ h·w/4, hidden)``."""
         feats = self.vision_model.radio_model.model(patches, grids_hw)
+        if self.cfg.text.mtp_layers:
+            feats = self.vision_projector.vision_final_layernorm(feats)
         return self.mlp1(pixel_shuffle(feats, grids_hw, self.cfg.scale))
 
     def _pixels(self, x: Any) -> torch.Tensor:
@@ -378,10 +378,14 @@ def rebuild_video_span(model: Any, tokens: Any, embeds: torch.Tensor, first_slot
 
 
 def weight_table(cfg: NemotronVLConfig) -> dict[str, str | None]:
-    """Every tensor of a released checkpoint and the parameter it fills (``None``: read and skipped)."""
+    """Every tensor of a released checkpoint and the parameter it fills (``None``: skipped; a
+    ``prefix.*`` key skips a block: the sound encoder until issue 16, MTP layers)."""
     table: dict[str, str | None] = {}
     table.update(radio_weight_table(cfg.vision, "vision_model.", "vision_model.radio_model.model."))
     table.update({f"mlp1.{i}.weight": f"mlp1.{i}.weight" for i in (0, 1, 3)})
+    if cfg.text.mtp_layers:
+        norm = "vision_projector.vision_final_layernorm"
+        table.update({f"{norm}.weight": f"{norm}.weight", f"{norm}.bias": f"{norm}.bias"})
     table.update(text_weight_table(cfg.text, "language_model.", "language_model."))
     if cfg.has_sound:  # until the Parakeet encoder lands (issue 16): skip its tensors
         table.update({"sound_encoder.*": None, "sound_projection.*": None})
