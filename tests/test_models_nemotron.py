@@ -427,7 +427,7 @@ def released_config(omni_dir, tok) -> dict:
     return {"model_type": "NemotronH_Nano_VL_V2", "architectures": ["NemotronH_Nano_VL_V2"], "llm_config": t,
             "vision_config": cfg["vision_config"], "img_context_token_id": cfg["image_token_id"],
             "force_image_size": 64, "patch_size": 16, "downsample_ratio": 0.5, "ps_version": "v2",
-            "use_thumbnail": True, "vit_hidden_size": 32, "projector_hidden_size": 48, "video_pruning_rate": 0.0,
+            "use_thumbnail": True, "vit_hidden_size": 32, "max_sequence_length": 4096, "projector_hidden_size": 48, "video_pruning_rate": 0.0,
             "norm_mean": list(mm_clip_mean()), "norm_std": [0.26862954, 0.26130258, 0.27577711]}
 
 

@@ -59,6 +59,7 @@ class NemotronVLConfig:
     norm_mean: tuple[float, ...] = CLIP_MEAN  # for uint8 pixels only (float pixels come normalised)
     norm_std: tuple[float, ...] = CLIP_STD
     has_sound: bool = False
+    max_context: int = 131072  # tokens: max_sequence_length, else the decoder's max_position_embeddings
 
     @property
     def scale(self) -> int:
@@ -89,6 +90,7 @@ class NemotronVLConfig:
             video_pruning_rate=0.7 if rate is None else float(rate),
             norm_mean=tuple(mean), norm_std=tuple(std),
             has_sound=bool(config.get("sound_config") or config.get("audio_config")),
+            max_context=int(config.get("max_sequence_length") or text.max_position_embeddings),
         )
 
 
@@ -163,7 +165,7 @@ class NemotronVLForConditionalGeneration(nn.Module):
 
     @property
     def max_context(self) -> int:
-        return self.language_model.max_context
+        return self.cfg.max_context
 
     @property
     def stop_token_ids(self) -> tuple[int, ...]:
