@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import evs
@@ -139,6 +140,9 @@ class _Act(nn.Module):
 
 
 class NemotronVLForConditionalGeneration(nn.Module):
+    """The whole model. Submodules sit at the checkpoint's own paths (``vision_model.radio_model.model``,
+    ``mlp1``, ``language_model.backbone``), so the weight table is the identity on the names."""
+
     def __init__(self, cfg: NemotronVLConfig):
         super().__init__()
         self.cfg = cfg
@@ -277,7 +281,7 @@ class NemotronVLForConditionalGeneration(nn.Module):
         feats = [images[i] if kind == "image" else videos[i][0] for kind, i in items]
         slots = tokens.ids == self.cfg.image_token_id
         cu = tokens.cu_seqlens.long()
-        upto = torch.nn.functional.pad(torch.cumsum(slots.long(), 0), (1, 0))
+        upto = F.pad(torch.cumsum(slots.long(), 0), (1, 0))
         check_slot_counts("<image>", (upto[cu[1:]] - upto[cu[:-1]]).tolist(), [f.shape[0] for f in feats])
         if feats:
             embeds = embeds.masked_scatter(slots[:, None], torch.cat(feats).to(embeds.dtype))
