@@ -21,7 +21,6 @@ from typing import Any, TextIO
 from ..errors import MmprepError
 
 
-
 @dataclass(frozen=True)
 class ChatTurn:
     """How ``generate`` builds a family's prompt: the chat turn around the user content (``None``:

@@ -22,6 +22,8 @@ when ``softplus(dt + dt_bias) < time_step_min``).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -147,7 +149,7 @@ class Mamba2Mixer(nn.Module):
         cache = step.cache
         cu = step.cu_seqlens.tolist()
         out = []
-        for i, (s, e) in enumerate(zip(cu[:-1], cu[1:])):
+        for i, (s, e) in enumerate(itertools.pairwise(cu)):
             seq = xbc[s:e].T[None]  # (1, conv_dim, L)
             conv = F.silu(F.conv1d(F.pad(seq, (self.kernel - 1, 0)), w, self.conv1d.bias, groups=self.conv_dim))
             x, b, c = self._split(conv[0].T)

@@ -41,7 +41,8 @@ from .decoder import ModelOutput, Prompt, Step, run_decode, run_forward, run_pre
 from .generate import generate
 from .inputs import as_tensor, check_slot_counts, pack_tokens
 from .layers import RMSNorm, activation, space_to_depth
-from .nemotron_h import KEEP_FP32, NemotronHConfig, NemotronHForCausalLM, weight_table as text_weight_table
+from .nemotron_h import KEEP_FP32, NemotronHConfig, NemotronHForCausalLM
+from .nemotron_h import weight_table as text_weight_table
 from .radio import RadioConfig, RadioModel, radio_weight_table, tiles_to_patches
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
