@@ -64,15 +64,23 @@ def added_tokens(directory: Path) -> dict[str, int]:
 
 def model_table() -> dict[str, ModelEntry]:
     """The one table: ``config.json``'s ``model_type`` -> :class:`ModelEntry`."""
-    from . import glm4v, glm4v_moe, isaac
+    from . import glm4v, glm4v_moe, isaac, nemotron_h, nemotron_vl
 
     # the text config picks the decoder: dense GLM-4 (4.1V, 4.6V-Flash) or MoE (4.5V, 4.6V)
     glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table, glm4v_moe.KEEP_FP32)
+    nemotron_text = ModelEntry(nemotron_h.read_text_config, nemotron_h.NemotronHForCausalLM,
+                               nemotron_h.text_weight_table, nemotron_h.KEEP_FP32)
+    nemotron = ModelEntry(nemotron_vl.read_config, nemotron_vl.NemotronVLForConditionalGeneration,
+                          nemotron_vl.weight_table, nemotron_vl.KEEP_FP32)
     return {
         "glm4v": glm,
         "glm46v": glm,
         "glm4v_moe": glm,
         "isaac": ModelEntry(isaac.read_config, isaac.IsaacForConditionalGeneration, isaac.weight_table),
+        "nemotron_h": nemotron_text,  # NemotronH text-only (Nemotron Nano VL's decoder alone)
+        "NemotronH_Nano_VL_V2": nemotron,  # NVIDIA-Nemotron-Nano-12B-v2-VL (released, remote-code config)
+        "NemotronH_Nano_Omni_Reasoning_V3": nemotron,  # Nemotron-3-Nano-Omni (released config)
+        "nemotron_h_omni": nemotron,  # Nemotron-3-Nano-Omni, transformers 5 config layout
     }
 
 

@@ -3,35 +3,43 @@
     mmprep generate --model /ckpt/GLM-4.1V-9B-Thinking --image cat.jpg --prompt "Describe it."
 
 The checkpoint directory holds ``config.json``, the safetensors, the processor JSON files and
-``tokenizer.json``. Unless ``--raw`` is given, the prompt is wrapped in the family's chat turn
-and gets one media placeholder per ``--image``/``--video`` in front (when it has none itself).
+``tokenizer.json``. Unless ``--raw`` is given, the prompt gets one media placeholder per
+``--image``/``--video`` in front (when it has none itself) and is wrapped in the family's chat
+turn (:data:`CHAT_TURNS`; a family without a fixed turn uses the checkpoint's own chat template
+when it ships one, else the bare text).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import MmprepError
 
-# One chat turn per family (the checkpoints' chat templates, reduced to a single user turn) and
-# the text that stands for one image / one video in it.
-_TURNS = {
-    "glm4v": "[gMASK]<sop><|user|>\n{content}<|assistant|>\n",
-    "isaac": "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """How ``generate`` builds a family's prompt: the chat turn around the user content (``None``:
+    the checkpoint's chat template, else bare) and, for one image / one video, the placeholder
+    text and the token whose presence in the prompt means it places its own placeholders."""
+
+    template: str | None
+    image: Any  # spec -> (placeholder text, marker token)
+    video: Any
+
+
+CHAT_TURNS = {  # family.name -> ChatTurn
+    "glm4v": ChatTurn("[gMASK]<sop><|user|>\n{content}<|assistant|>\n",
+                      lambda s: (f"{s.image_start_token}{s.image_token}{s.image_end_token}", s.image_token),
+                      lambda s: (f"{s.video_start_token}{s.video_token}{s.video_end_token}", s.video_token)),
+    "isaac": ChatTurn("<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
+                      lambda s: (s.vision_token, s.vision_token), None),
+    "nemotron": ChatTurn(None, lambda s: (s.img_context_token,) * 2, lambda s: (s.video_context_token,) * 2),
 }
-
-
-def _media_marks(spec: Any) -> dict[str, tuple[str, str]]:
-    """``{kind: (text for one item, the token whose presence means the user placed them)}``."""
-    if hasattr(spec, "image_start_token"):  # GLM: begin / token / end
-        return {"image": (f"{spec.image_start_token}{spec.image_token}{spec.image_end_token}", spec.image_token),
-                "video": (f"{spec.video_start_token}{spec.video_token}{spec.video_end_token}", spec.video_token)}
-    if hasattr(spec, "vision_token"):  # Isaac: <image>
-        return {"image": (spec.vision_token, spec.vision_token)}
-    return {}
 
 
 def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,7 +47,7 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("generate", help="generate text with a local checkpoint (needs torch)")
     p.add_argument("--model", required=True, help="checkpoint directory (config.json, safetensors, tokenizer.json)")
     p.add_argument("--image", action="append", default=[], help="image file (repeatable)")
-    p.add_argument("--video", action="append", default=[], help="video file (at most one for GLM)")
+    p.add_argument("--video", action="append", default=[], help="video file (repeatable; GLM: at most one)")
     p.add_argument("--prompt", default="", help="user text")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -52,23 +60,67 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def build_prompt(family: Any, prompt: str, n_images: int, n_videos: int, raw: bool = False) -> str:
+def build_prompt(family: Any, prompt: str, n_images: int, n_videos: int, raw: bool = False,
+                 directory: Path | None = None) -> str:
     """The text handed to the processor: placeholders for the media, wrapped in the family's chat turn."""
     if raw:
         return prompt
-    if family.name not in _TURNS:
-        raise MmprepError(f"generate has no chat turn for the {family.name} family; pass --raw with a full prompt")
-    marks = _media_marks(family.spec)
+    turn = CHAT_TURNS.get(family.name)
+    if turn is None:
+        raise MmprepError(f"generate has no chat turn for the {family.name} family; use --raw")
+    s = family.spec
     media = ""
-    for kind, count in (("image", n_images), ("video", n_videos)):
+    for kind, count, marks in (("image", n_images, turn.image), ("video", n_videos, turn.video)):
         if not count:
             continue
-        if kind not in marks:
+        if marks is None:
             raise MmprepError(f"the {family.name} family takes no {kind}s")
-        text, token = marks[kind]
-        if token not in prompt:
+        text, mark = marks(s)
+        if mark not in prompt:
             media += text * count
-    return _TURNS[family.name].format(content=media + prompt)
+    content = media + prompt
+    if turn.template is not None:
+        return turn.template.format(content=content)
+    template = _chat_template(directory) if directory is not None else None
+    return content if template is None else _render(template, content)
+
+
+def _chat_template(directory: Path) -> str | None:
+    """The checkpoint's chat template (``chat_template.jinja``, ``chat_template.json`` or ``tokenizer_config.json``)."""
+    jinja = directory / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    for name in ("chat_template.json", "tokenizer_config.json"):
+        f = directory / name
+        if f.is_file():
+            try:
+                template = json.loads(f.read_text()).get("chat_template")
+            except ValueError:
+                continue
+            if isinstance(template, str):
+                return template
+    return None
+
+
+def _render(template: str, content: str) -> str:
+    """One user turn through the checkpoint's Jinja chat template, with the generation prompt."""
+    try:  # sandboxed: a checkpoint's template cannot run code
+        from jinja2.exceptions import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError:
+        raise MmprepError("the checkpoint's chat template needs jinja2 (pip install 'mmprep[torch]'); "
+                          "or pass --raw with a full prompt") from None
+
+    def raise_exception(message: str):
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(template).render(messages=[{"role": "user", "content": content}],
+                                                add_generation_prompt=True)
+    except TemplateError as e:
+        raise MmprepError(f"the checkpoint's chat template failed: {e}") from None
 
 
 def _tokenizer(directory: Path):
@@ -91,7 +143,7 @@ def run_generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
         directory = Path(args.model)
         family = mmprep.load(directory)
         tok = _tokenizer(directory)
-        text = build_prompt(family, args.prompt, len(args.image), len(args.video), args.raw)
+        text = build_prompt(family, args.prompt, len(args.image), len(args.video), args.raw, directory)
         batch = family.process(text, images=args.image or None, videos=args.video or None, tokenizer=tok,
                                return_tensors="pt")
         model = load(directory, device=args.device, dtype=args.dtype)

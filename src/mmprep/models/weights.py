@@ -20,7 +20,8 @@ Two more table forms, both explicit and checked like the plain one:
   parameter this way (``experts.3.up_proj.weight -> Stack("...gate_up_proj", 3, moe_width)``). The
   stacked parts of a parameter must tile it exactly: every index, every row, once.
 * ``"prefix.*" -> SKIP``: every checkpoint key under ``prefix.`` is known and not loaded (e.g. the
-  multi-token-prediction layer GLM-4.5V checkpoints carry).
+  multi-token-prediction layer GLM-4.5V checkpoints carry); ``key -> SKIP`` (or ``None``): one
+  known tensor the model does not use, skipped when present and not required.
 
 A model whose checkpoints come in more than one layout (GLM-4.6V: per-expert tensors on the Hub,
 fused ones from transformers' ``save_pretrained`` of the ``Glm46V`` class) gives a tuple of tables;
@@ -55,11 +56,20 @@ SKIP = "<skip>"  # table value of a ``"prefix.*"`` key: checkpoint keys under th
 Table = Mapping[str, "str | Stack"]
 
 
+def _is_skip(value) -> bool:
+    return value is None or (isinstance(value, str) and value == SKIP)
+
+
 def split_table(table: Table, keys) -> tuple[dict[str, str | Stack], set[str], list[str]]:
-    """``(entries, skipped checkpoint keys, skip prefixes that matched nothing)`` of a table over ``keys``."""
-    prefixes = [k[:-1] for k, v in table.items() if v == SKIP and k.endswith(".*")]
-    entries = {k: v for k, v in table.items() if not (v == SKIP and k.endswith(".*"))}
-    skipped = {k for k in keys if any(k.startswith(p) for p in prefixes)}
+    """``(entries, skipped checkpoint keys, skip prefixes that matched nothing)`` of a table over ``keys``.
+
+    ``SKIP`` (or ``None``) as a value: a ``"prefix.*"`` key skips every checkpoint key under the
+    prefix; an exact key is a known tensor the model does not use (skipped when present, not required).
+    """
+    prefixes = [k[:-1] for k, v in table.items() if _is_skip(v) and k.endswith(".*")]
+    exact = {k for k, v in table.items() if _is_skip(v) and not k.endswith(".*")}
+    entries = {k: v for k, v in table.items() if not _is_skip(v)}
+    skipped = {k for k in keys if k in exact or any(k.startswith(p) for p in prefixes)}
     unused = [p + "*" for p in prefixes if not any(k.startswith(p) for k in keys)]
     return entries, skipped, unused
 
@@ -198,8 +208,9 @@ def load_weights(
     """Fill ``module`` (usually built on the meta device) from the safetensors in ``directory``.
 
     ``table`` maps each checkpoint key to a parameter name of ``module``; both sides must match
-    exactly (see the module docstring). A tuple of tables lists alternative checkpoint layouts. Floating tensors are cast to ``dtype`` (default: as
-    stored) unless their parameter name ends with one of ``keep_fp32``.
+    exactly (see the module docstring). A tuple of tables lists alternative checkpoint layouts.
+    Floating tensors are cast to ``dtype`` (default: as stored) unless their parameter name ends
+    with one of ``keep_fp32``.
     """
     files = checkpoint_files(directory)
     params = {n: tuple(p.shape) for n, p in module.state_dict(keep_vars=True).items()}
