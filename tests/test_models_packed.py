@@ -22,10 +22,12 @@ ISAAC = Path(__file__).parent / "golden" / "models" / "isaac-tiny"
 def pack_row(batches: list, pixel_key: str = "pixel_values", grid_key: str = "image_grid_thw") -> dict:
     """One row holding every single-sample batch, one after the other (what a packer builds)."""
     ids = [np.asarray(b["input_ids"]).reshape(-1) for b in batches]
-    pos = [np.asarray(b["position_ids"]).reshape(3, -1) for b in batches]
     lengths = [len(i) for i in ids]
-    row = {"input_ids": np.concatenate(ids)[None], "position_ids": np.concatenate(pos, axis=1)[:, None],
+    row = {"input_ids": np.concatenate(ids)[None],
            "cu_seqlens": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)}
+    if all(b.get("position_ids") is not None for b in batches):  # MRoPE models: each sample's own, restarting
+        pos = [np.asarray(b["position_ids"]).reshape(3, -1) for b in batches]
+        row["position_ids"] = np.concatenate(pos, axis=1)[:, None]
     with_media = [b for b in batches if b.get(pixel_key) is not None]
     if with_media:
         row[pixel_key] = np.concatenate([np.asarray(b[pixel_key]) for b in with_media])
@@ -77,3 +79,29 @@ def test_bad_sample_boundaries_raise(ckpt, ours):  # noqa: F811
             ours(dict(b, cu_seqlens=np.array(cu)))
     with pytest.raises(InvalidInputError, match="packed row"):
         ours.generate(dict(b, cu_seqlens=np.array([0, 2, n])), max_new_tokens=2)
+
+
+def test_nemotron_packed_row_equals_each_sample_alone(tmp_path_factory):
+    """Mamba2 layers restart their conv and SSM state at every sample boundary, attention stays inside."""
+    from tests.test_models_nemotron import omni as omni_fixture  # noqa: F401
+    from tests.test_models_nemotron import pictures
+
+    omni = omni_fixture.__wrapped__(tmp_path_factory)
+    d, _, tok, model = omni
+    family = mmprep.load(d)
+    pics = pictures()
+    batches = [family.process("<image> what is it?", images=pics[:1], tokenizer=tok, return_tensors="pt"),
+               family.process("plain words only", tokenizer=tok, return_tensors="pt"),
+               family.process("and <image> this", images=pics[1:], tokenizer=tok, return_tensors="pt")]
+    media_keys = sorted({k for b in batches for k in b if k not in ("input_ids", "attention_mask", "position_ids",
+                                                                     "mrope_position_delta", "plans")})
+    row, lengths = pack_row(batches)
+    for key in media_keys:
+        parts = [np.asarray(b[key]) for b in batches if b.get(key) is not None]
+        row[key] = np.concatenate(parts)
+    row.pop("pixel_values", None)
+    with torch.no_grad():
+        packed = model(row).logits[0]
+        alone = [model(b).logits[0] for b in batches]
+    for got, want in zip(packed.split(lengths), alone):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
