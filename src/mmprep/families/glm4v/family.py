@@ -16,6 +16,7 @@ from ...family import DEFAULT_BACKEND, require_none, unsupported
 from ...types import ImagePlan
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
 from .sizing import MAX_RATIO, smart_resize, smart_resize_np
+from .engines import RULES
 from .spec import VERSIONS, GlmSpec
 
 
@@ -24,12 +25,18 @@ class Glm4v:
 
     name = "glm4v"
     modalities = ("image", "video")
+    engine = "vllm-seed"  # mmprep.load(..., engine=) sets it; the rules: engines.RULES
+    engine_rules = RULES
 
     def __init__(self, spec: GlmSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or GlmSpec(), overrides)
         check_spec(self.spec, non_negative=tuple(f for f in GlmSpec.__dataclass_fields__ if f.endswith("_id")))
         if self.spec.version not in VERSIONS:
             raise InvalidInputError(f"GlmSpec.version must be one of {tuple(VERSIONS)}, got {self.spec.version!r}")
+        for name, allowed in (("timestamp_rule", ("int_seconds", "frame_seconds")),
+                              ("short_clip_rule", ("none", "one_frame")), ("video_token_rule", ("video", "image"))):
+            if getattr(self.spec, name) not in allowed:
+                raise InvalidInputError(f"{name} must be one of {allowed}, got {getattr(self.spec, name)!r}")
 
     def __repr__(self) -> str:
         return f"Glm4v(version={self.spec.version!r})"

@@ -14,6 +14,7 @@ from ...family import DEFAULT_BACKEND, require_none, unsupported
 from ...types import ImagePlan
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
 from .sizing import isaac_target_size, isaac_target_size_np
+from .engines import MROPE_RULES, RULES
 from .spec import IsaacSpec
 
 
@@ -22,6 +23,8 @@ class Isaac:
 
     name = "isaac"
     modalities = ("image",)
+    engine = "vllm-seed"  # mmprep.load(..., engine=) sets it; the rules: engines.RULES
+    engine_rules = RULES
 
     def __init__(self, spec: IsaacSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or IsaacSpec(), overrides)
@@ -33,6 +36,8 @@ class Isaac:
             )
         if s.patch_size <= 0 or s.pixel_shuffle_scale <= 0 or s.max_num_patches <= 0 or s.eps <= 0:
             raise InvalidInputError(f"IsaacSpec sizes must be positive: {s}")
+        if s.mrope_rule not in MROPE_RULES:
+            raise InvalidInputError(f"mrope_rule must be one of {MROPE_RULES}, got {s.mrope_rule!r}")
 
     def __repr__(self) -> str:
         return "Isaac()"

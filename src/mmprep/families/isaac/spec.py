@@ -23,6 +23,7 @@ class IsaacSpec:
     vision_token: str = "<image>"  # what the user writes
     image_pad_token: str = "<|image_pad|>"  # what the prompt holds, once per token
     text_head_dim: int = 128  # for the MRoPE sections [hd//4, hd//8, hd//8]
+    mrope_rule: str = "vllm"  # text after an image: "vllm" (max(t, h-1, w-1) + 1) or "perceptron" (+1)
 
     @property
     def mrope_section(self) -> tuple[int, int, int]:

@@ -15,6 +15,7 @@ from ...errors import BudgetError, InvalidInputError, item_prefix
 from ...family import DEFAULT_BACKEND, unsupported
 from ...types import ImagePlan, RequestPlan, TileLayout
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
+from .engines import RULES
 from .dynamic import TEXT_RESERVE, dynamic_budgets, dynamic_grid_np, first_round_budget
 from .spec import NemotronSpec
 from .tiles import internvl_closest_ratio, internvl_grid_np, internvl_target_ratios
@@ -24,6 +25,8 @@ class NemotronVL:
     """Nemotron Nano VL preprocessing: ``mmprep.load("nemotron-nano-vl")`` returns one."""
 
     name = "nemotron"
+    engine = "vllm-seed"  # mmprep.load(..., engine=) sets it; the rules: engines.RULES
+    engine_rules = RULES
 
     def __init__(self, spec: NemotronSpec | None = None, **overrides: Any):
         self.spec = s = with_overrides(spec or NemotronSpec(), overrides)
@@ -46,6 +49,11 @@ class NemotronVL:
             raise InvalidInputError(
                 f"video_frame_tokens_rule must be 'prompt_update' or 'processor', got {s.video_frame_tokens_rule!r}"
             )
+        for name, allowed in (("image_budget", ("request", "per_image")),
+                              ("audio_token_rule", ("vllm", "vllm-clips", "transformers")),
+                              ("resize_rule", ("pil", "torch_uint8", "torch_float"))):
+            if getattr(s, name) not in allowed:
+                raise InvalidInputError(f"{name} must be one of {allowed}, got {getattr(s, name)!r}")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -96,7 +104,8 @@ class NemotronVL:
         available = max_model_len - text_len - TEXT_RESERVE
         cap = s.max_num_patches if s.max_num_patches and s.max_num_patches > 0 else float("inf")
         grids, rounds, budgets, patch_budget = dynamic_budgets(
-            sizes, available, s.patch_size, s.min_num_patches, cap, s.factor_max, s.patches_per_token
+            sizes, available, s.patch_size, s.min_num_patches, cap, s.factor_max, s.patches_per_token,
+            one_pass=s.image_budget == "per_image",
         )
         plans = tuple(
             ImagePlan(h, w, th * s.patch_size, tw * s.patch_size, (1, th, tw), tw * th // s.patches_per_token)
@@ -144,7 +153,7 @@ class NemotronVL:
             counts = th * tw // s.patches_per_token
             ok = ok & grid_ok
             # a single image over the whole-request budget takes further rounds: rare, do it exactly
-            for i in np.flatnonzero(ok & (th * tw > budget)):
+            for i in np.flatnonzero(ok & (th * tw > budget) & (s.image_budget == "request")):
                 try:
                     counts[i] = self.plan_image(int(h[i]), int(w[i])).num_tokens
                 except BudgetError:
@@ -207,8 +216,12 @@ class NemotronVL:
         if not self.spec.has_audio:
             raise unsupported(self, "audio")
 
-    def count_audio_tokens(self, num_samples=None, *, seconds=None, on_error: str = "raise", variant: str = "vllm"):
-        """``<so_embedding>`` tokens per audio from its length alone (vectorized)."""
+    def count_audio_tokens(self, num_samples=None, *, seconds=None, on_error: str = "raise",
+                           variant: str | None = None):
+        """``<so_embedding>`` tokens per audio from its length alone (vectorized).
+
+        The rule is the engine profile's (``spec.audio_token_rule``); ``variant`` overrides it
+        for one call."""
         from .audio import nemotron_count_audio_tokens
 
         self._audio()

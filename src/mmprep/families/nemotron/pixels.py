@@ -17,15 +17,27 @@ from ...errors import InvalidInputError
 from ...io.image import DEFAULT_MAX_PIXELS
 from ...pixels.batch import as_list, check_options, default_threads, finish, run_images, run_items
 from ...pixels.layout import chw_patch_layout, norm_table, put_planar, tile_layout, write_banded
-from ...pixels.resize import fast_bicubic_aa, pil_bicubic
+from ...pixels.resize import fast_bicubic_aa, pil_bicubic, torch_bicubic_aa
 from ...types import PixelBatch
 
 
-def _resizer(backend: str):
-    """``resize(img, height, width, threads)``: PIL bicubic (reference) or the fast stand-in."""
-    if backend == "reference":
-        return lambda img, h, w, threads=1: pil_bicubic(img, h, w)
-    return fast_bicubic_aa
+def _resizer(backend: str, rule: str = "pil"):
+    """``resize(img, height, width, threads)``: the engine's kernel (reference) or the fast stand-in.
+
+    ``rule`` (``spec.resize_rule``): ``"pil"`` the seed's PIL bicubic on uint8; ``"torch_uint8"``
+    current vLLM's ``F.interpolate(uint8, bicubic, antialias=True)``. transformers' float resize
+    (``"torch_float"``) keeps overshoot outside [0, 255] that a uint8 writer cannot hold: refused.
+    """
+    if backend != "reference":
+        return fast_bicubic_aa
+    if rule == "torch_uint8":
+        return torch_bicubic_aa
+    if rule == "torch_float":
+        raise InvalidInputError(
+            "resize_rule 'torch_float' (transformers' float32 resize without clamping) has no pixel "
+            "writer yet; its token counts are exact, use resize_rule='torch_uint8' for pixels"
+        )
+    return lambda img, h, w, threads=1: pil_bicubic(img, h, w)
 
 
 def _table(spec: Any) -> np.ndarray:
@@ -40,12 +52,17 @@ def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "refer
     ``[(1, 1)]``, so each frame is resized to S x S (PIL bicubic) and no thumbnail is added.
     """
     check_options(backend, "np", dtype)
+    if spec.tubelets:
+        raise InvalidInputError(
+            "video pixels for tubelets / video_target_num_patches (engine 'vllm' / 'transformers' on the "
+            "Omni) are not written yet; plans, counts and prompts follow the rule"
+        )
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise InvalidInputError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got "
                                 f"{frames.shape} {frames.dtype}")
     size, threads = spec.image_size, threads or default_threads()
-    resize = _resizer(backend)
+    resize = _resizer(backend, spec.resize_rule)
     out = np.empty((len(frames), 3, size * size), np.uint8 if dtype == "uint8" else np.float32)
     table = None if dtype == "uint8" else _table(spec)
 
@@ -79,7 +96,7 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "reference
     check_options(backend, return_tensors, dtype)
     s, items = family.spec, as_list(images)
     table = None if dtype == "uint8" else _table(s)
-    resize = _resizer(backend)
+    resize = _resizer(backend, s.resize_rule)
     if s.dynamic:
         if not items:
             raise InvalidInputError("the dynamic-resolution tiler needs at least one image")
