@@ -155,6 +155,40 @@ class Glm4v:
 
         return GLM.placeholder(self, plan)
 
+    # -- explain -----------------------------------------------------------------------------
+
+    def explain_image(self, height: int, width: int):
+        """The smart_resize steps behind ``plan_image(height, width)`` (:mod:`mmprep.explain`)."""
+        from .explain import glm_explain_image
+
+        return glm_explain_image(self, height, width)
+
+    def explain_video(self, source, **kwargs):
+        """Sampler branch, frames, timestamps, resize and groups behind ``plan_video(source)``."""
+        from .explain import glm_explain_video
+
+        return glm_explain_video(self, self.plan_video(source, **kwargs))
+
+    def explain_audio(self, source, **kwargs):
+        raise unsupported(self, "audio")
+
+    def explain(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **options):
+        """A whole prompt's account: items, spans, text tokens, MRoPE offsets (with a tokenizer)."""
+        from ...explain import explain_prompt
+        from ...types import ImagePlan, VideoPlan
+        from .explain import glm_explain_image, glm_explain_video
+
+        require_none(self, audios=audios)
+
+        def item(modality, x, i):
+            if modality == "image":
+                plan = x if isinstance(x, ImagePlan) else self.plan_image(*x, index=i)
+                return glm_explain_image(self, plan.orig_height, plan.orig_width, plan)
+            return glm_explain_video(self, x if isinstance(x, VideoPlan) else self.plan_video(x, index=i))
+
+        return explain_prompt(self, text, images=images, videos=videos, tokenizer=tokenizer, explain_item=item,
+                              **options)
+
     def mrope_positions(self, num_tokens: int, features):
         """``(positions (3, L) int64, delta)`` for a prompt of ``num_tokens`` with media ``features``
         (offset of the first placeholder token and the grid in patches, per item)."""

@@ -132,9 +132,42 @@ class Isaac:
 
         return ISAAC.placeholder(self, plan)
 
+    # -- explain -----------------------------------------------------------------------------
+
+    def explain_image(self, height: int, width: int):
+        """The sizing decisions behind ``plan_image(height, width)`` (:mod:`mmprep.explain`)."""
+        from .explain import isaac_explain_image
+
+        return isaac_explain_image(self, height, width)
+
+    def explain_video(self, source, **kwargs):
+        raise unsupported(self, "video")
+
+    def explain_audio(self, source, **kwargs):
+        raise unsupported(self, "audio")
+
+    def explain(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **options):
+        """A whole prompt's account: items, spans, text tokens, MRoPE offsets (with a tokenizer)."""
+        from ...explain import explain_prompt
+        from .explain import isaac_explain_image
+
+        require_none(self, videos=videos, audios=audios)
+        return explain_prompt(
+            self, text, images=images, tokenizer=tokenizer, **options,
+            explain_item=lambda m, x, i: isaac_explain_image(self, *_size(x), plan=_plan(x)),
+        )
+
     def mrope_positions(self, num_tokens: int, features):
         """``(positions (3, L) int64, delta)`` for a prompt of ``num_tokens`` with media ``features``
         (offset of the first placeholder token and the grid in patches, per item)."""
         from .positions import isaac_mrope_positions
 
         return isaac_mrope_positions(num_tokens, features, self.spec.pixel_shuffle_scale)
+
+
+def _plan(x):
+    return x if isinstance(x, ImagePlan) else None
+
+
+def _size(x):
+    return (x.orig_height, x.orig_width) if isinstance(x, ImagePlan) else tuple(x)

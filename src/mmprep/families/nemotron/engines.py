@@ -23,8 +23,8 @@ def _audio(spec: Any) -> bool:
     return spec.has_audio
 
 
-OMNI_TUBELETS = dict(video_temporal_patch_size=2, video_target_num_patches=1024, video_maintain_aspect_ratio=True)
-SEED_FRAMES = dict(video_temporal_patch_size=1, video_target_num_patches=None, video_maintain_aspect_ratio=False)
+OMNI_TUBELETS = {"video_temporal_patch_size": 2, "video_target_num_patches": 1024, "video_maintain_aspect_ratio": True}
+SEED_FRAMES = {"video_temporal_patch_size": 1, "video_target_num_patches": None, "video_maintain_aspect_ratio": False}
 
 RULES = (
     EngineRule(
