@@ -195,9 +195,10 @@ def explain_prompt(family: Any, text: str, *, images: Any = (), videos: Any = ()
     kw = {k: v for k, v in media.items() if v}
     batch = family.prompt(text, images=kw.get("image", ()), videos=kw.get("video", ()),
                           audios=kw.get("audio", ()), tokenizer=tokenizer, **options)
+    planned = {}
     if request_steps is not None and media["image"]:
-        steps, _ = request_steps(batch.plans["image"][0], planned=True)
-    items = tuple(explain_item(m, p, i) for m in ("image", "video", "audio")
+        steps, planned["image"] = request_steps(batch.plans["image"][0], planned=True)
+    items = tuple(explain_item(m, planned[m][i] if m in planned else p, i) for m in ("image", "video", "audio")
                   for i, p in enumerate(batch.plans.get(m, [[]])[0]))
     ids = np.asarray(batch["input_ids"])[0]
     mask = _first(batch, "attention_mask")

@@ -6,7 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ...explain import Explanation, Step, check_equal, plan_fields, preview, rules_in_effect
+from ...explain import (
+    Explanation,
+    Step,
+    check_equal,
+    plan_fields,
+    preview,
+    rules_in_effect,
+)
 from ...types import ImagePlan, VideoPlan
 
 

@@ -58,7 +58,7 @@ def isaac_explain_image(family: Any, height: int, width: int, plan: Any = None) 
         steps.append(Step("bisection", f"{branch}: {n0:g} patches vs {bound}; {iters} halvings of the scale "
                           f"(eps {s.eps}) chose {scale!r}", {"branch": branch, "scale": scale, "iterations": iters,
                                                            "target": list(target)}))
-    t, gh, gw = plan.grid
+    _, gh, gw = plan.grid
     steps.append(Step("tokens", f"grid {gh}x{gw} patches / {s.pixel_shuffle_scale}^2 (pixel shuffle)",
                       {"patches": gh * gw, "tokens": gh * gw // s.pixel_shuffle_scale**2}))
     check_equal("tokens", gh * gw // s.pixel_shuffle_scale**2, plan.num_tokens)

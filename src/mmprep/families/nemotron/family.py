@@ -263,6 +263,46 @@ class NemotronVL:
         return nemotron_prompt(self, text, images=images, videos=videos, audios=audios,
                                tokenizer=tokenizer, **options)
 
+    # -- explain -----------------------------------------------------------------------------
+
+    def explain_image(self, height: int, width: int):
+        """Tile ratios, or the dynamic tiler's budget rounds, behind ``plan_image(height, width)``."""
+        from .explain import nemotron_explain_one_image
+
+        return nemotron_explain_one_image(self, height, width)
+
+    def explain_video(self, source, **kwargs):
+        """Loader, timestamps, frame size, spans (tubelets) and EVS behind ``plan_video(source)``."""
+        from .explain import nemotron_explain_video
+
+        return nemotron_explain_video(self, self.plan_video(source, **kwargs))
+
+    def explain_audio(self, source, **kwargs):
+        """The audio frame rule and subsampling behind ``plan_audio(source)``."""
+        from .explain import nemotron_explain_audio
+
+        self._audio()
+        return nemotron_explain_audio(self, self.plan_audio(source, **kwargs))
+
+    def explain(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **options):
+        """A whole prompt's account: the request's image budget, items, spans and text tokens."""
+        from ...explain import explain_prompt
+        from ...prompt import tokens as tk
+        from .explain import nemotron_item, nemotron_request
+        from .prompt import nemotron_text_len
+
+        if audios:
+            self._audio()
+        text_len = options.get("text_len", 0)
+        if text_len == "prompt" and tokenizer is not None:
+            text_len = nemotron_text_len(self, tk.as_vocab(tokenizer), text, "prompt")
+        return explain_prompt(
+            self, text, images=images, videos=videos, audios=audios, tokenizer=tokenizer, **options,
+            explain_item=nemotron_item(self),
+            request_steps=nemotron_request(self, text_len if isinstance(text_len, int) else 0,
+                                           options.get("max_model_len")),
+        )
+
     def placeholder(self, plan):
         """The replacement one media item's placeholder becomes, as :class:`~mmprep.prompt.tokens.Piece` runs."""
         from .prompt import NEMOTRON
