@@ -94,3 +94,25 @@ def rule_values(rule: EngineRule, spec: Any) -> dict[str, Any]:
 def active_rules(rules: Sequence[EngineRule], spec: Any) -> list[EngineRule]:
     """Rules that apply to this checkpoint."""
     return [r for r in rules if r.applies(spec)]
+
+
+def rule_variants(family: Any, engine: str) -> list[tuple[EngineRule, Any]]:
+    """For each rule where ``engine`` differs from the seed here: ``(rule, the seed family with
+    only that rule switched to the engine)``. Counting each variant says which rule made a count
+    differ (``mmprep explain --engines``)."""
+    seed = family if family.engine == DEFAULT_ENGINE else _switch(family, DEFAULT_ENGINE)
+    out = []
+    for rule in active_rules(family.engine_rules, seed.spec):
+        values = {k: v for k, v in rule.settings.get(engine, {}).items() if getattr(seed.spec, k) != v}
+        if values:
+            variant = type(seed)(seed.spec, **values)
+            variant.engine = f"{DEFAULT_ENGINE}+{rule.name}"
+            out.append((rule, variant))
+    return out
+
+
+def _switch(family: Any, engine: str) -> Any:
+    settings = engine_overrides(family.engine_rules, engine, family.spec)
+    out = type(family)(family.spec, **settings)
+    out.engine = engine
+    return out
