@@ -318,3 +318,31 @@ def test_transformers_omni_prompt_ids_match():
                        tokenizer=nemotron_tokenizer(), add_special_tokens=True)
     assert ours["input_ids"][0].tolist() == np.asarray(ref["input_ids"][0]).tolist()
     assert math.ceil(len(idx) / 2) == plan.grid[0] == 4
+
+
+@pytest.mark.parametrize("size", [(300, 500), (37, 1001), (1024, 768)])
+def test_transformers_omni_image_pixels_match(size):
+    """Float resize without clamping (resize_rule "torch_float") vs the Omni image processor."""
+    img = np.random.default_rng(size[0]).integers(0, 255, (*size, 3), dtype=np.uint8)
+    ref = omni_mod.NemotronH_Omni_Reasoning_V3ImageProcessor(max_model_len=400)(images=[img], return_tensors="np")
+    ours = mmprep.load(OMNI, engine="transformers", max_model_len=400).pixels([img])
+    assert ours.grids[:, 1:].tolist() == np.asarray(ref["image_grid_hw"]).tolist()
+    np.testing.assert_allclose(ours.pixel_values, np.asarray(ref["pixel_values"]), atol=1e-5, rtol=0)
+    with pytest.raises(InvalidInputError, match="uint8"):
+        mmprep.load(OMNI, engine="transformers").pixels([img], dtype="uint8")
+
+
+def test_vllm_resize_is_torch_bicubic_on_uint8():
+    """vLLM main ``_bicubic_from_ndarray``: F.interpolate on the uint8 NCHW tensor, then / 255."""
+    import torch
+    import torch.nn.functional as F
+
+    img = np.random.default_rng(1).integers(0, 255, (300, 500, 3), dtype=np.uint8)
+    omni = mmprep.load(OMNI, engine="vllm", max_model_len=400)
+    plan = omni.plan_image(300, 500)
+    x = F.interpolate(torch.from_numpy(img).permute(2, 0, 1)[None], size=(plan.height, plan.width),
+                      mode="bicubic", align_corners=False, antialias=True)[0].numpy() / 255.0
+    x = (x - np.reshape(omni.spec.norm_mean, (3, 1, 1))) / np.reshape(omni.spec.norm_std, (3, 1, 1))
+    hp, wp = plan.grid[1:]
+    want = x.reshape(3, hp, 16, wp, 16).transpose(1, 3, 0, 2, 4).reshape(hp * wp, 3 * 256)
+    np.testing.assert_allclose(omni.pixels([img]).pixel_values, want, atol=1e-5, rtol=0)

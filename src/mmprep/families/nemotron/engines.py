@@ -44,6 +44,7 @@ RULES = (
         {"vllm-seed": "retained_count(tokens, frames, q) with the spec's video_pruning_rate (0.7 in the Omni preset)",
          "vllm": "the same, per tubelet",
          "transformers": "no pruning: every frame / tubelet keeps all its tokens"},
+        applies=_omni,  # transformers has a processor for the Omni only
     ),
     EngineRule(
         "frame_newline",

@@ -32,12 +32,39 @@ def _resizer(backend: str, rule: str = "pil"):
         return fast_bicubic_aa
     if rule == "torch_uint8":
         return torch_bicubic_aa
-    if rule == "torch_float":
-        raise InvalidInputError(
-            "resize_rule 'torch_float' (transformers' float32 resize without clamping) has no pixel "
-            "writer yet; its token counts are exact, use resize_rule='torch_uint8' for pixels"
-        )
     return lambda img, h, w, threads=1: pil_bicubic(img, h, w)
+
+
+def _float_rule(spec: Any, backend: str, dtype: str) -> bool:
+    """True when pixels take transformers' float path (``resize_rule="torch_float"``, reference)."""
+    if spec.resize_rule != "torch_float" or backend != "reference":
+        return False
+    if dtype == "uint8":
+        raise InvalidInputError("resize_rule 'torch_float' keeps the float resize's overshoot: no uint8 pixels")
+    return True
+
+
+def float_resized(img: np.ndarray, height: int, width: int, spec: Any) -> np.ndarray:
+    """transformers' Omni image path: ``F.interpolate`` on float32 (bicubic, antialias), no
+    rounding or clamping, then ``(x - 255 mean) / (255 std)`` (its fused rescale + normalize).
+    ``(3, height, width)`` float32."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(torch.float32)
+    if tuple(img.shape[:2]) != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+    mean = torch.tensor(spec.norm_mean, dtype=torch.float64).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(spec.norm_std, dtype=torch.float64).view(1, 3, 1, 1) * 255.0
+    x = (x - mean.to(torch.float32)) / std.to(torch.float32)
+    return x[0].numpy()
+
+
+def _blocks(x: np.ndarray, size: int) -> np.ndarray:
+    """``(3, H, W)`` -> ``(H/size * W/size, 3, size*size)`` blocks, row-major, ``(c, yy, xx)`` each."""
+    c, h, w = x.shape
+    v = x.reshape(c, h // size, size, w // size, size).transpose(1, 3, 0, 2, 4)
+    return v.reshape(-1, c, size * size)
 
 
 def _table(spec: Any) -> np.ndarray:
@@ -63,10 +90,14 @@ def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "refer
                                 f"{frames.shape} {frames.dtype}")
     size, threads = spec.image_size, threads or default_threads()
     resize = _resizer(backend, spec.resize_rule)
+    use_float = _float_rule(spec, backend, dtype)
     out = np.empty((len(frames), 3, size * size), np.uint8 if dtype == "uint8" else np.float32)
     table = None if dtype == "uint8" else _table(spec)
 
     def one(i: int) -> None:
+        if use_float:
+            out[i] = _blocks(float_resized(frames[i], size, size, spec), size)[0]
+            return
         put_planar(tile_layout(resize(frames[i], size, size, 1), size), table, out[i:i + 1])
 
     run_items(one, len(frames), threads)
@@ -96,6 +127,7 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "reference
     check_options(backend, return_tensors, dtype)
     s, items = family.spec, as_list(images)
     table = None if dtype == "uint8" else _table(s)
+    use_float = _float_rule(s, backend, dtype)
     resize = _resizer(backend, s.resize_rule)
     if s.dynamic:
         if not items:
@@ -106,6 +138,9 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "reference
             return family.plan_request(sizes, text_len=text_len, max_model_len=max_model_len).images
 
         def write(img, plan, dst, inner):
+            if use_float:
+                dst[:] = _blocks(float_resized(img, plan.height, plan.width, s), p)
+                return
             r = resize(img, plan.height, plan.width, inner)
             write_banded(r, p, lambda band: chw_patch_layout(band, p), dst, table, inner)
 
@@ -115,6 +150,12 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "reference
             return [family.plan_image(h, w, index=i) for i, (h, w) in enumerate(sizes)]
 
         def write(img, plan, dst, inner):
+            if use_float:
+                blocks, size = plan.tiles.cols * plan.tiles.rows, plan.tiles.tile_size
+                dst[:blocks] = _blocks(float_resized(img, plan.height, plan.width, s), size)
+                if plan.tiles.thumbnail:
+                    dst[blocks:] = _blocks(float_resized(img, size, size, s), size)
+                return
             _write_tiles(img, plan, dst, table, resize, inner)
 
         tail = (3, s.image_size * s.image_size)
