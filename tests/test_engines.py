@@ -346,3 +346,29 @@ def test_vllm_resize_is_torch_bicubic_on_uint8():
     hp, wp = plan.grid[1:]
     want = x.reshape(3, hp, 16, wp, 16).transpose(1, 3, 0, 2, 4).reshape(hp * wp, 3 * 256)
     np.testing.assert_allclose(omni.pixels([img]).pixel_values, want, atol=1e-5, rtol=0)
+
+
+def test_omni_video_pixels_follow_the_tubelet_rule():
+    """vLLM main ``video_to_pixel_values``: every frame resized (uint8 torch bicubic) to the
+    target size, one row per frame; transformers' video processor: float resize, frames packed in
+    tubelets of 2 (the last padded with a copy): the same values regrouped."""
+    import torch
+    import torch.nn.functional as F
+
+    frames = np.random.default_rng(2).integers(0, 255, (7, 72, 128, 3), dtype=np.uint8)
+    vllm = mmprep.load(OMNI, engine="vllm").video_pixels([(frames, 30.0)])
+    plan = vllm.plans[0]
+    assert plan.num_frames == 7 and (plan.height, plan.width) == (384, 672) and plan.grid == (4, 24, 42)
+    x = F.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2), size=(384, 672), mode="bicubic",
+                      align_corners=False, antialias=True).numpy() / 255.0
+    mean, std = (np.reshape(v, (1, 3, 1, 1)) for v in (mmprep.load(OMNI).spec.norm_mean, mmprep.load(OMNI).spec.norm_std))
+    np.testing.assert_allclose(vllm.pixel_values, (x - mean) / std, atol=1e-5, rtol=0)
+
+    omni = mmprep.load(OMNI, engine="transformers")
+    ours = omni.video_pixels([(frames, 30.0)]).pixel_values
+    vp = omni_mod.NemotronH_Omni_Reasoning_V3VideoProcessor(norm_mean=list(omni.spec.norm_mean),
+                                                            norm_std=list(omni.spec.norm_std))
+    ref = np.asarray(vp(videos=[frames], do_sample_frames=False, return_tensors="np")["pixel_values_videos"])[0]
+    padded = np.concatenate([ours, ours[-1:]])  # 8 frames -> 4 tubelets of 2 x 3 channels
+    assert ref.shape == (4, 6, 384, 672)
+    np.testing.assert_allclose(padded.reshape(4, 6, 384, 672), ref, atol=1e-5, rtol=0)

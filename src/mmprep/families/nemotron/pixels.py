@@ -72,36 +72,35 @@ def _table(spec: Any) -> np.ndarray:
 
 
 def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "reference", dtype: str = "float32",
-                         threads: int | None = None) -> np.ndarray:
-    """Decoded frames ``(T, H, W, 3)`` uint8 -> ``(T, 3, S, S)``: one S x S tile per frame.
+                         threads: int | None = None, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Decoded frames ``(T, H, W, 3)`` uint8 -> ``(T, 3, height, width)``, one resized frame each.
 
-    The seed's video path (``video_to_pixel_values`` with ``max_num_tiles=1``): the ratio set is
-    ``[(1, 1)]``, so each frame is resized to S x S (PIL bicubic) and no thumbnail is added.
+    The seed's video path (``video_to_pixel_values`` with ``max_num_tiles=1``): each frame is
+    resized to S x S (the default size) and no thumbnail is added. With the tubelet rule the plan's
+    frame size (``video_target_num_patches``) is passed; frames stay one row each, as vLLM's
+    ``video_to_pixel_values`` returns them (the model groups tubelets).
     """
     check_options(backend, "np", dtype)
-    if spec.tubelets:
-        raise InvalidInputError(
-            "video pixels for tubelets / video_target_num_patches (engine 'vllm' / 'transformers' on the "
-            "Omni) are not written yet; plans, counts and prompts follow the rule"
-        )
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise InvalidInputError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got "
                                 f"{frames.shape} {frames.dtype}")
-    size, threads = spec.image_size, threads or default_threads()
+    fh, fw = height or spec.image_size, width or spec.image_size
+    threads = threads or default_threads()
     resize = _resizer(backend, spec.resize_rule)
     use_float = _float_rule(spec, backend, dtype)
-    out = np.empty((len(frames), 3, size * size), np.uint8 if dtype == "uint8" else np.float32)
+    out = np.empty((len(frames), 3, fh * fw), np.uint8 if dtype == "uint8" else np.float32)
     table = None if dtype == "uint8" else _table(spec)
 
     def one(i: int) -> None:
         if use_float:
-            out[i] = _blocks(float_resized(frames[i], size, size, spec), size)[0]
+            out[i] = float_resized(frames[i], fh, fw, spec).reshape(3, fh * fw)
             return
-        put_planar(tile_layout(resize(frames[i], size, size, 1), size), table, out[i:i + 1])
+        r = resize(frames[i], fh, fw, 1)
+        put_planar(np.ascontiguousarray(r.transpose(2, 0, 1)).reshape(3, 1, fh * fw), table, out[i:i + 1])
 
     run_items(one, len(frames), threads)
-    return out.reshape(len(frames), 3, size, size)
+    return out.reshape(len(frames), 3, fh, fw)
 
 
 def _write_tiles(img: np.ndarray, plan: Any, dst: np.ndarray, table, resize, inner: int) -> None:

@@ -185,8 +185,8 @@ def _checked_frame_tokens(frame_tokens, num_frames: int, per_frame: int) -> tupl
 
 def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "reference", return_tensors: str = "np",
                           dtype: str = "float32", threads: int | None = None, loader: str = "opencv") -> PixelBatch:
-    """``pixel_values_flat`` ``(Σ T, 3, S, S)`` (one tile per frame) and grids ``(n, 3)`` =
-    ``(T, S/p, S/p)``; ``video_num_patches`` is ``grids[:, 0]``."""
+    """``pixel_values_flat`` ``(Σ T, 3, h, w)``: one resized frame per row (S x S tiles, or the
+    tubelet rule's frame size); grids ``(n, 3)`` are the plans' ``(spans, h/p, w/p)``."""
     from .pixels import nemotron_frame_tiles
     from ...pixels.batch import check_options, finish
 
@@ -194,7 +194,8 @@ def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "reference
     s = family.spec
     values, grids, plans = _decode_batch(
         videos, backend, lambda src, i: nemotron_plan_video(family, src, loader=loader, index=i),
-        lambda frames, plan: nemotron_frame_tiles(frames, s, backend=backend, dtype=dtype, threads=threads),
+        lambda frames, plan: nemotron_frame_tiles(frames, s, backend=backend, dtype=dtype, threads=threads,
+                                                  height=plan.height, width=plan.width),
     )
     return finish(values, grids, plans, s.norm_mean, s.norm_std, dtype, return_tensors)
 
