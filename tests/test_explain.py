@@ -3,6 +3,7 @@ under every engine; it is JSON-serialisable and readable; ``mmprep explain`` pri
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 
@@ -28,6 +29,16 @@ PLACEHOLDER = {"glm4v": ("<|begin_of_image|><|image|><|end_of_image|>", "<|begin
 sizes = st.tuples(st.integers(1, 6000), st.integers(1, 6000))
 video_meta = st.builds(VideoMetadata, st.integers(1, 5000), st.sampled_from([1.0, 10.0, 24.0, 29.97, 30.0, 60.0]),
                        st.integers(28, 4000), st.integers(28, 4000))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_family_explains(name):
+    fam = mmprep.load(name)
+    assert isinstance(fam, mmprep.Family)
+    for method in ("explain_image", "explain_video", "explain_audio", "explain"):
+        assert callable(getattr(fam, method))
+    for media in ("images", "videos", "audios", "tokenizer"):
+        assert inspect.signature(fam.explain).parameters[media].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 def _json_ok(e) -> None:
