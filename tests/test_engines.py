@@ -70,6 +70,20 @@ def test_rules_that_do_not_apply_leave_the_checkpoint_alone():
     assert mmprep.load("glm-4.6v", engine="transformers").spec.short_clip_rule == "none"
 
 
+def test_checkpoint_directories_take_an_engine(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "glm4v", "image_token_id": 151363}))
+    (tmp_path / "processor_config.json").write_text(json.dumps({
+        "processor_class": "Glm46VProcessor",
+        "image_processor": {"image_processor_type": "Glm46VImageProcessor", "size": {"longest_edge": 4_000_000}},
+    }))
+    glm = mmprep.load(tmp_path, engine="transformers")
+    assert glm.engine == "transformers" and glm.spec.version == "4.6v"
+    assert glm.spec.image_max_pixels == 4_000_000  # the checkpoint's values stay
+    assert (glm.spec.timestamp_rule, glm.spec.video_token_rule) == ("frame_seconds", "image")
+
+
 def test_isaac_transformers_profile_selects_the_released_mrope_rule():
     assert mmprep.load("isaac").spec.mrope_rule == "vllm"
     assert mmprep.load("isaac", engine="vllm").spec.mrope_rule == "vllm"

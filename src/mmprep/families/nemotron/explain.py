@@ -41,7 +41,8 @@ def _tile_steps(family: Any, plan: ImagePlan) -> list[Step]:
     t = plan.tiles
     return [
         Step("ratios", f"{len(ratios)} (cols, rows) grids of {s.min_num_tiles}..{s.max_num_tiles} tiles, "
-             f"closest to aspect w/h = {aspect:.6g}", {"candidates": len(ratios), "aspect": aspect}),
+             f"closest to aspect w/h = {aspect:.6g}",
+             {"candidates": len(ratios), "aspect": aspect, "ratios": [list(r) for r in ratios]}),
         Step("closest", f"({t.cols}, {t.rows}) at |diff| {best_diff:.6g}"
              + (f"; exact ties moved to {ties} (area > half the grid)" if ties else ""),
              {"cols": t.cols, "rows": t.rows, "diff": best_diff, "ties_taken": ties}),
