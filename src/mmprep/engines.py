@@ -25,7 +25,8 @@ DEFAULT_ENGINE = "vllm-seed"
 ENGINE_SOURCES = {
     "vllm-seed": "vLLM model files at the seeds' revision (the default contract)",
     "transformers": "transformers 5.24 processors",
-    "vllm": "vLLM main @00b5bd45 (model files) / @e6d35296 (transformers_utils/processors)",
+    "vllm": "vLLM main: nano_nemotron_vl.py @00b5bd45, processors/nano_nemotron_vl.py @e6d35296, "
+            "parakeet.py @055e47c2, glm4_1v.py @9ba7fb9b, isaac.py @4cb6572b",
 }
 
 

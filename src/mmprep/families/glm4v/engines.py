@@ -1,7 +1,8 @@
 """Where engines disagree on GLM-4.1V / GLM-4.6V (docs/engines.md).
 
 Read: the seed S3 (vLLM ``glm4_1v.py`` at the seeds' revision); vLLM main
-``model_executor/models/glm4_1v.py`` @00b5bd45 (same timestamp text, samplers and ``<|video|>``
+``model_executor/models/glm4_1v.py`` @9ba7fb9b (``_get_video_second_idx_glm4v/46v``,
+``_construct_video_placeholder``: the same samplers, ``int(idx / fps)`` timestamps and ``<|video|>``
 slots as the seed); transformers 5.24 ``models/glm4v`` and ``models/glm46v``
 (``processing_*.replace_video_token`` / ``replace_frame_token_id``, ``video_processing_*.sample_frames``,
 ``VideoMetadata.timestamps``).

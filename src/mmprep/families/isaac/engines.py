@@ -1,7 +1,7 @@
 """Where engines disagree on Isaac (docs/engines.md).
 
-Read: the seed S0 (vLLM ``isaac.py``); vLLM main ``model_executor/models/isaac.py`` @00b5bd45
-(the same positions as the seed); the released model's (Perceptron / transformers') rule, which
+Read: the seed S0 (vLLM ``isaac.py``); vLLM main ``model_executor/models/isaac.py`` @4cb6572b
+(``get_mrope_input_positions``: the same positions as the seed); the released model's (Perceptron / transformers') rule, which
 the Isaac model work adds as ``IsaacSpec.mrope_rule="perceptron"``: this table only selects it.
 """
 
@@ -17,7 +17,8 @@ RULES = (
         "Isaac MRoPE: where text positions continue after an image",
         {"vllm-seed": {"mrope_rule": "vllm"}, "vllm": {"mrope_rule": "vllm"},
          "transformers": {"mrope_rule": "perceptron"}},
-        {"vllm-seed": "text restarts at max(t, h - 1, w - 1) + 1 of the image block",
+        {"vllm-seed": "text between images starts at max(t, h - 1, w - 1) + 1 of the image block "
+                      "(text after the last image at t + 1)",
          "vllm": "the same",
          "transformers": "the released model: the running position advances by 1 per image"},
         counts=False,
