@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,6 +170,15 @@ def render(obj: Explanation | PromptExplanation) -> str:
 # -- whole prompts ----------------------------------------------------------------------------
 
 
+def _image_size(item: Any) -> Any:
+    """Images as sizes or plans; a path, bytes or file is read for its header only."""
+    if isinstance(item, (str, bytes, os.PathLike)) or hasattr(item, "read"):
+        from .io.image import probe_image
+
+        return tuple(probe_image(item))
+    return item
+
+
 def _first(batch: Any, key: str) -> Any:
     return np.asarray(batch[key]) if key in batch else None
 
@@ -181,7 +191,8 @@ def explain_prompt(family: Any, text: str, *, images: Any = (), videos: Any = ()
     ``explain_item(modality, plan_or_source, index)`` -> :class:`Explanation`;
     ``request_steps(images)`` -> request-level steps and per-image plans (or None).
     """
-    media = {"image": list(images or ()), "video": list(videos or ()), "audio": list(audios or ())}
+    media = {"image": [_image_size(x) for x in images or ()], "video": list(videos or ()),
+             "audio": list(audios or ())}
     steps: tuple[Step, ...] = ()
     if tokenizer is None:
         planned = {}

@@ -181,7 +181,9 @@ class NemotronVL:
     def plan_video(self, source, *, frame_indices=None, fps: float | None = None, frame_tokens=None,
                    loader: str = "opencv", index: int | None = None):
         """Frames (vLLM's ``loader`` rule, or your ``frame_indices`` at ``fps``), timestamps, one
-        S x S tile per frame, EVS-adjusted tokens (or the model's measured ``frame_tokens``)."""
+        S x S tile per frame (or, under the tubelet rule, frames at ~``video_target_num_patches``
+        in tubelets of ``video_temporal_patch_size``), EVS-adjusted tokens (or the model's
+        measured ``frame_tokens``, one per span)."""
         from .video import nemotron_plan_video
 
         return nemotron_plan_video(self, source, loader=loader, frame_indices=frame_indices, fps=fps,
@@ -197,7 +199,9 @@ class NemotronVL:
     def count_video_tokens(self, total_frames, fps, heights=1, widths=1, *, on_error: str = "raise",
                            loader: str = "opencv"):
         """Placeholder tokens of many videos from metadata alone (int64 array); equals
-        ``plan_video(VideoMetadata(total, fps)).num_tokens`` item by item (sizes do not matter)."""
+        ``plan_video(VideoMetadata(total, fps, h, w)).num_tokens`` item by item. Sizes matter only
+        under the tubelet rule (``engine="vllm"`` / ``"transformers"`` on the Omni), where the
+        default 1 x 1 means a square frame."""
         from .video import nemotron_count_video_tokens
 
         return nemotron_count_video_tokens(self.spec, total_frames, fps, heights, widths, on_error, loader)
