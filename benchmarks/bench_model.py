@@ -1,7 +1,14 @@
-"""Benchmark the GLM-4.1V model layer against transformers, measured in the same run.
+"""Benchmark a model layer against transformers, measured in the same run.
 
-    python benchmarks/bench_model.py                 # GPU: real vision config, bf16
+    python benchmarks/bench_model.py                 # GLM-4.1V, GPU: real vision config, bf16
     python benchmarks/bench_model.py --small         # tiny sizes, CPU fp32, < 1 minute
+    python benchmarks/bench_model.py --model isaac   # Isaac's SigLIP2 tower vs Siglip2VisionModel
+
+Isaac workloads (the released tower's size: hidden 1152, 27 layers, 16 heads of 72, patch 16;
+random weights shared by both): isaac_a 256 images of 512x512 (1024 patches each); isaac_b a mix
+of sizes up to the 6144-patch cap. transformers runs its padded NaFlex path (one padded batch
+with an attention mask, SDPA); ours runs packed varlen attention. Pixel shuffle excluded (the
+peer has none): both produce the post-LayerNorm patch features, compared for max |diff|.
 
 Workloads (random weights; both models share the very same tensors):
   vision_a  256 images of 308x308 (22x22 patches each) through the GLM-4.1V vision tower
@@ -134,8 +141,94 @@ def bench_decoder(hf, ours, batch: int, length: int, new: int, device, repeats) 
                 decode_ratio=round(dec_hf / dec, 3))
 
 
+ISAAC_VISION = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                    num_patches=256, patch_size=16)
+ISAAC_SMALL = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                   num_patches=64, patch_size=16)
+
+
+def build_isaac(small: bool, device: torch.device, dtype: torch.dtype):
+    """transformers' ``Siglip2VisionModel`` (SDPA, no head) and our Isaac tower with the same weights."""
+    from tests._torchvision import import_torchvision
+
+    import_torchvision()
+    from transformers import Siglip2VisionConfig, Siglip2VisionModel
+
+    from mmprep.models import isaac
+
+    raw = ISAAC_SMALL if small else ISAAC_VISION
+    cfg = Siglip2VisionConfig(**raw, vision_use_head=False, hidden_act="gelu_pytorch_tanh")
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    with torch.device(device):
+        hf = Siglip2VisionModel(cfg).to(dtype).eval()
+    ours_cfg = isaac.VisionConfig(hidden_size=raw["hidden_size"], intermediate_size=raw["intermediate_size"],
+                                  num_layers=raw["num_hidden_layers"], num_heads=raw["num_attention_heads"],
+                                  num_patches=raw["num_patches"], patch_size=raw["patch_size"])
+    with torch.device("meta"):
+        ours = isaac.VisionTower(ours_cfg)
+    ours.load_state_dict(hf.state_dict(), strict=True, assign=True)
+    return hf, ours.eval(), ours_cfg
+
+
+def isaac_flops(grids: list[tuple[int, int]], v) -> float:
+    n = sum(h * w for h, w in grids)
+    d, i = v.hidden_size, v.intermediate_size
+    per_patch = 2 * (v.patch_dim * d + v.num_layers * (4 * d * d + 2 * d * i))
+    attn = sum(4 * (h * w) ** 2 * d for h, w in grids) * v.num_layers
+    return float(n * per_patch + attn)
+
+
+def bench_isaac_vision(hf, ours, v, grids, device, dtype, repeats) -> dict:
+    sizes = [h * w for h, w in grids]
+    n, longest = sum(sizes), max(sizes)
+    packed = torch.randn(n, v.patch_dim, device=device, dtype=dtype)
+    padded = torch.zeros(len(grids), longest, v.patch_dim, device=device, dtype=dtype)
+    mask = torch.zeros(len(grids), longest, dtype=torch.int64, device=device)
+    for b, rows in enumerate(packed.split(sizes)):
+        padded[b, : len(rows)], mask[b, : len(rows)] = rows, 1
+    shapes = torch.tensor(grids, device=device)
+
+    def peer():
+        return hf(pixel_values=padded, pixel_attention_mask=mask, spatial_shapes=shapes).last_hidden_state
+
+    with torch.inference_mode():
+        diff = (ours.encode(packed, grids) - peer()[mask.bool()]).abs().max()
+    t_ours = timed(lambda: ours.encode(packed, grids), device, repeats)
+    t_peer = timed(peer, device, repeats)
+    flops = isaac_flops(grids, v)
+    return dict(images=len(grids), patches=n, max_patches_per_image=longest, ours_s=round(t_ours, 5),
+                peer_s=round(t_peer, 5), ours_patches_per_s=round(n / t_ours), peer_patches_per_s=round(n / t_peer),
+                ours_tflops=round(flops / t_ours / 1e12, 3), peer_tflops=round(flops / t_peer / 1e12, 3),
+                ratio=round(t_peer / t_ours, 3), max_abs_diff=float(diff))
+
+
+def main_isaac(args, device: torch.device, dtype: torch.dtype) -> dict:
+    import mmprep.models as mm
+
+    hf, ours, v = build_isaac(args.small, device, dtype)
+    if args.compile:
+        for layer in ours.encoder.layers:
+            layer.forward = torch.compile(layer.forward, dynamic=True)
+    if args.small:
+        grids_a, grids_b = [(8, 8)] * 8, [(8, 12), (12, 4), (4, 6)]
+    else:
+        grids_a = [(32, 32)] * 256
+        grids_b = [(96, 64), (64, 96), (78, 78), (48, 128), (40, 60), (32, 32), (16, 24), (24, 40)]
+    return dict(stage="model", model="isaac-vision", small=args.small, device=str(device),
+                device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else
+                platform.processor() or platform.machine(),
+                dtype=str(dtype).removeprefix("torch."), attention_backend=mm.attention_backend(device),
+                compiled=args.compile,
+                isaac_a=bench_isaac_vision(hf, ours, v, grids_a, device, dtype, args.repeats),
+                isaac_b=bench_isaac_vision(hf, ours, v, grids_b, device, dtype, args.repeats),
+                versions=dict(torch=torch.__version__, transformers=__import__("transformers").__version__,
+                              python=platform.python_version()))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=("glm4v", "isaac"), default="glm4v")
     ap.add_argument("--small", action="store_true", help="tiny configs and inputs (CPU smoke run)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--dtype", default=None, help="default: bf16 on CUDA, fp32 on CPU")
@@ -152,6 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = mm.resolve_dtype(args.dtype, device)
     fa3 = mm.activate_hopper_flash("FA3") if args.fa3 else False
+    if args.model == "isaac":
+        print(json.dumps(dict(main_isaac(args, device, dtype), fa3=fa3)), flush=True)
+        return
     hf, ours, cfg = build(args.small, args.decoder_layers, device, dtype)
     if args.compile:
         mm.compile_blocks(ours)

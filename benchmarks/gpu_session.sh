@@ -4,7 +4,7 @@
 # with torch.compile). Each stage has its own timeout so the default call ends within 8 minutes.
 # Writes env.txt, gpu_tests.log and bench_<stage>.json/.err to $OUT (or ./gpu_out).
 #
-#   bash benchmarks/gpu_session.sh                     # tests plain fa3   (one device call, < 8 min)
+#   bash benchmarks/gpu_session.sh                     # tests plain fa3 isaac (one device call, < 9 min)
 #   bash benchmarks/gpu_session.sh compile             # a second call: torch.compile warm-up is long
 #   bash benchmarks/gpu_session.sh --dry-run           # every stage on the CPU with tiny sizes (CI)
 #
@@ -17,11 +17,11 @@ stages=()
 for a in "$@"; do
   case $a in
     --dry-run) dry=1 ;;
-    tests|plain|fa3|compile) stages+=("$a") ;;
-    *) echo "unknown stage $a (tests, plain, fa3, compile, --dry-run)" >&2; exit 2 ;;
+    tests|plain|fa3|compile|isaac) stages+=("$a") ;;
+    *) echo "unknown stage $a (tests, plain, fa3, compile, isaac, --dry-run)" >&2; exit 2 ;;
   esac
 done
-[ ${#stages[@]} -eq 0 ] && stages=(tests plain fa3)
+[ ${#stages[@]} -eq 0 ] && stages=(tests plain fa3 isaac)
 out=${OUT:-gpu_out}
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -51,6 +51,7 @@ for stage in "${stages[@]}"; do
     plain) flags=(--profile) ;;
     fa3) flags=(--fa3) ;;
     compile) flags=(--fa3 --compile) ;;
+    isaac) flags=(--model isaac) ;;
   esac
   limit=140
   [ "$stage" = compile ] && limit=260  # torch.compile warm-up of the vision and decoder blocks

@@ -90,6 +90,14 @@ def test_isaac_transformers_profile_selects_the_released_mrope_rule():
     assert mmprep.load("isaac", engine="transformers").spec.mrope_rule == "perceptron"
     with pytest.raises(InvalidInputError, match="mrope_rule"):
         mmprep.load("isaac", mrope_rule="qwen")
+    from tests.tokenizers_fixture import isaac_tokenizer
+
+    text, images = "a <image> b <image> c", [(480, 640), (480, 640)]  # 15x20 tokens each
+    seed = mmprep.load("isaac").explain(text, images=images, tokenizer=isaac_tokenizer())
+    tr = mmprep.load("isaac", engine="transformers").explain(text, images=images, tokenizer=isaac_tokenizer())
+    assert [(s.position_start, s.position_next) for s in seed.spans] == [(2, 20), (23, 24)]  # max(2, 14, 19) + 1
+    assert [(s.position_start, s.position_next) for s in tr.spans] == [(2, 3), (6, 7)]  # t + 1 after each
+    assert (seed.mrope_delta, tr.mrope_delta) == (-581, -587)
 
 
 def test_audio_variant_argument_still_overrides_for_one_call():

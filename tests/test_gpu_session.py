@@ -28,6 +28,8 @@ def test_gpu_session_dry_run_runs_every_default_stage(tmp_path):
         line = json.loads((tmp_path / f"bench_{stage}.json").read_text())
         assert line["small"] is True and line["vision_a"]["max_abs_diff"] < 1e-4
     assert "== profile vision_a ==" in (tmp_path / "bench_plain.err").read_text()
+    isaac = json.loads((tmp_path / "bench_isaac.json").read_text())
+    assert isaac["model"] == "isaac-vision" and isaac["isaac_a"]["max_abs_diff"] < 1e-4
 
 
 def test_gpu_session_rejects_an_unknown_stage(tmp_path):

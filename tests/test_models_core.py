@@ -312,3 +312,59 @@ def test_slot_counts_name_the_row_and_the_items():
         check_slot_counts("video", [4], [4, 4])
     with pytest.raises(InvalidInputError, match="no images give 0"):
         check_slot_counts("image", [3], [])
+
+
+@given(length=st.integers(1, 10), sections=st.sampled_from([(2, 3, 3), (4, 2, 2), (24, 20, 20), (1, 1, 2)]),
+       layout=st.sampled_from(["half", "interleaved"]), section_layout=st.sampled_from(["blocks", "interleaved"]),
+       extra=st.sampled_from([0, 8]), seed=st.integers(0, 50))
+@settings(max_examples=40, deadline=None)
+def test_mrope_layouts_equal_reference(length, sections, layout, section_layout, extra, seed):
+    """Both pair layouts x both section layouts; ``extra`` dims beyond the rotary part pass through."""
+    g = torch.Generator().manual_seed(seed)
+    rot = 2 * sum(sections)
+    pos = torch.randint(0, 300, (3, length), generator=g)
+    cos, sin = rope.mrope_cos_sin(pos, rot, 10000.0, sections, layout=layout, section_layout=section_layout)
+    rcos, rsin = rope.mrope_cos_sin_reference(pos, rot, 10000.0, sections, layout=layout,
+                                              section_layout=section_layout)
+    # fp32 angles up to 300 rad: ~1e-5 of rounding in cos/sin is the float32 spacing, not a bug
+    torch.testing.assert_close(cos, rcos, atol=5e-5, rtol=0)
+    torch.testing.assert_close(sin, rsin, atol=5e-5, rtol=0)
+    x = torch.randn(length, 2, rot + extra, generator=g)
+    apply, ref = ((rope.apply_rope_half, rope.apply_rope_half_reference) if layout == "half"
+                  else (rope.apply_rope_interleaved, rope.apply_rope_interleaved_reference))
+    torch.testing.assert_close(apply(x, cos, sin), ref(x, cos, sin), atol=2e-5, rtol=0)
+    torch.testing.assert_close(apply(x, cos, sin)[..., rot:], x[..., rot:])
+
+
+def test_interleaved_sections_cycle_t_h_w_then_stay_on_t():
+    assert rope.mrope_axes((4, 2, 2), "blocks") == [0, 0, 0, 0, 1, 1, 2, 2]
+    assert rope.mrope_axes((4, 2, 2), "interleaved") == [0, 1, 2, 0, 1, 2, 0, 0]
+    with pytest.raises(ValueError, match="section layout"):
+        rope.mrope_axes((4, 2, 2), "zigzag")
+
+
+@given(grids=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=3),
+       scale=st.sampled_from([1, 2, 3]), seed=st.integers(0, 50))
+@settings(max_examples=30, deadline=None)
+def test_space_to_depth_equals_reference(grids, scale, seed):
+    from mmprep.models.layers import space_to_depth, space_to_depth_reference
+
+    hw = [(h * scale, w * scale) for h, w in grids]
+    x = torch.randn(sum(h * w for h, w in hw), 3, generator=torch.Generator().manual_seed(seed))
+    out = space_to_depth(x, hw, scale)
+    assert out.shape == (x.shape[0] // scale**2, 3 * scale**2)
+    torch.testing.assert_close(out, space_to_depth_reference(x, hw, scale))
+
+
+def test_hybrid_cache_keeps_kv_only_for_attention_layers():
+    cache = StaticKVCache.allocate([1, 4], 2, 6, 2, 4, dtype=torch.float32, device="cpu")
+    assert cache.keys.shape == (2, 2, 6, 2, 4)
+    rows, slots = cache.slots(torch.tensor([2, 1]))
+    k = torch.arange(3 * 2 * 4, dtype=torch.float32).view(3, 2, 4)
+    cache.write(4, rows, slots, k, -k)
+    keys, values = cache.layer_kv(4)
+    assert torch.equal(keys[0, :2], k[:2]) and torch.equal(values[1, :1], -k[2:])
+    assert not cache.layer_kv(1)[0].any()
+    cache.states[2] = {"ssm": torch.zeros(2, 3)}  # a recurrent layer's own state
+    with pytest.raises(KeyError):
+        cache.layer_kv(2)

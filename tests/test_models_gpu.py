@@ -132,3 +132,44 @@ def test_bf16_greedy_generation_runs_on_cuda(gpu_ckpt):
     model = mm.load(d, device="cuda", dtype="bf16")
     out = model.generate(_cuda(ours_in), max_new_tokens=8, stop_token_ids=())
     assert out.shape == (1, 8) and out.device.type == "cuda"
+
+
+def test_isaac_bf16_flash_tower_within_twice_transformers_bf16_error():
+    """Isaac's packed tower (flash varlen) vs transformers' padded Siglip2 in bf16, both against fp32."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.bench_model import build_isaac
+
+    hf, ours, v = build_isaac(True, torch.device("cuda"), torch.float32)
+    grids = [(8, 12), (16, 8), (4, 4)]
+    sizes = [h * w for h, w in grids]
+    packed = torch.randn(sum(sizes), v.patch_dim, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    padded = torch.zeros(len(grids), max(sizes), v.patch_dim, device="cuda")
+    mask = torch.zeros(len(grids), max(sizes), dtype=torch.int64, device="cuda")
+    for b, rows in enumerate(packed.split(sizes)):
+        padded[b, : len(rows)], mask[b, : len(rows)] = rows, 1
+    shapes = torch.tensor(grids, device="cuda")
+    with torch.no_grad():
+        ref = ours.encode(packed, grids).float()
+        hf_bf16 = hf.to(torch.bfloat16)(pixel_values=padded.bfloat16(), pixel_attention_mask=mask,
+                                         spatial_shapes=shapes).last_hidden_state[mask.bool()].float()
+        got = ours.to(torch.bfloat16).encode(packed.bfloat16(), grids).float()
+    assert (got - ref).abs().max() <= 2 * (hf_bf16 - ref).abs().max() + SLACK
+
+
+def test_isaac_golden_checkpoint_bf16_generation_runs_on_cuda():
+    from pathlib import Path
+
+    import mmprep
+
+    ckpt = Path(__file__).parent / "golden" / "models" / "isaac-tiny"
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    batch = mmprep.load(ckpt).process("<image>Describe.", images=[str(ckpt / "images" / "one_image_0.png")],
+                                      tokenizer=tok, return_tensors="pt")
+    model = mm.load(ckpt, device="cuda", dtype="bf16")
+    out = model.generate(batch, max_new_tokens=8, stop_token_ids=())
+    assert out.shape == (1, 8) and out.device.type == "cuda"

@@ -173,3 +173,25 @@ def test_glm_positions_equal_transformers_get_rope_index_for_images(glm_model):
         ref, ref_delta = glm_model.get_rope_index(ids, torch.tensor([types]), image_grid_thw=grids)
         assert (ref[:, 0].numpy() == ours).all()
         assert int(ref_delta) == delta
+
+
+@given(layouts(video=False))
+def test_isaac_perceptron_rule_fast_equals_reference(layout):
+    n, feats = layout
+    pos, delta = isaac_mrope_positions(n, feats, 2, "perceptron")
+    ref, ref_delta = isaac_mrope_positions_reference(n, feats, 2, "perceptron")
+    np.testing.assert_array_equal(pos, ref)
+    assert delta == ref_delta
+
+
+def test_isaac_perceptron_rule_advances_one_after_every_image():
+    # text(2) image 6x8 patches (3x4 tokens) text(3) image 4x4 (2x2) text(2)
+    feats = [img(2, 6, 8), img(17, 4, 4)]
+    vllm, _ = isaac_mrope_positions(23, feats, 2, "vllm")
+    perc, delta = isaac_mrope_positions(23, feats, 2, "perceptron")
+    assert perc[0, 14:17].tolist() == [3, 4, 5]  # image t = 2, then +1
+    assert vllm[0, 14:17].tolist() == [4, 5, 6]  # max(2, 3-1, 4-1) + 1 = 4
+    assert perc[0, 17] == 6 and perc[0, 21:].tolist() == [7, 8]  # trailing text: t + 1 in both rules
+    assert delta == int(perc.max()) + 1 - 23
+    with pytest.raises(ValueError, match="mrope_rule"):
+        isaac_mrope_positions(23, feats, 2, "other")

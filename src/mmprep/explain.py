@@ -57,7 +57,7 @@ class SpanInfo:
     length: int  # tokens of the whole replacement (wrappers and separators included)
     num_features: int  # embedding slots inside it
     position_start: int | None = None  # MRoPE: temporal position of the first token of the span
-    position_next: int | None = None  # MRoPE: where text continues after the span
+    position_next: int | None = None  # MRoPE: position of the token after the span (None: it ends the prompt)
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,8 @@ def render(obj: Explanation | PromptExplanation) -> str:
     for e in obj.items:
         lines += _render_item(e, "  ")
     for s in obj.spans:
-        pos = "" if s.position_start is None else f", positions {s.position_start}..next {s.position_next}"
+        pos = "" if s.position_start is None else (
+            f", position {s.position_start}" + ("" if s.position_next is None else f", text resumes at {s.position_next}"))
         lines.append(f"  span {s.modality} {s.index}: tokens [{s.start}, {s.start + s.length}) "
                      f"({s.num_features} slots){pos}")
     if obj.total_tokens is not None:
@@ -219,8 +220,9 @@ def explain_prompt(family: Any, text: str, *, images: Any = (), videos: Any = ()
     for s in batch.plans["spans"][0]:
         start = nxt = None
         if pos is not None and pos.ndim == 3:
-            block = pos[:, 0, s.start:s.start + s.length]
-            start, nxt = int(block[0, 0]), int(block.max()) + 1
+            end = s.start + s.length
+            start = int(pos[0, 0, s.start])
+            nxt = int(pos[0, 0, end]) if end < length else None
         spans.append(SpanInfo(s.modality, s.index, s.start, s.length, s.num_features, start, nxt))
     delta = _first(batch, "mrope_position_delta")
     in_spans = sum(s.length for s in spans)

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,52 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torc
     return _DTYPES[key]
 
 
+@dataclass(frozen=True)
+class ModelEntry:
+    """How to build one checkpoint type: read its config, build the module, name its weights."""
+
+    # (config.json, generation_config.json, the tokenizer's added tokens {text: id}) -> cfg
+    read_config: Callable[[dict[str, Any], dict[str, Any], dict[str, int]], Any]
+    model_class: Callable[[Any], torch.nn.Module]
+    weight_table: Callable[[Any], Any]  # cfg -> {checkpoint key: parameter | weights.Stack | SKIP}, or a tuple of layouts
+    keep_fp32: tuple[str, ...] = ()  # parameter name suffixes kept in fp32 (router weights, ...)
+
+
+def added_tokens(directory: Path) -> dict[str, int]:
+    """``{text: id}`` of the tokenizer's added (special) tokens, read from ``tokenizer.json`` and
+    ``tokenizer_config.json`` as plain JSON (no tokenizer code runs); ``{}`` when neither exists."""
+    out: dict[str, int] = {}
+    for entry in (_read_json(directory / "tokenizer.json") or {}).get("added_tokens") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("content"), str) and isinstance(entry.get("id"), int):
+            out[entry["content"]] = entry["id"]
+    decoder = (_read_json(directory / "tokenizer_config.json") or {}).get("added_tokens_decoder") or {}
+    for key, entry in decoder.items() if isinstance(decoder, dict) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("content"), str) and str(key).isdigit():
+            out.setdefault(entry["content"], int(key))
+    return out
+
+
+def model_table() -> dict[str, ModelEntry]:
+    """The one table: ``config.json``'s ``model_type`` -> :class:`ModelEntry`."""
+    from . import glm4v, glm4v_moe, isaac
+
+    # the text config picks the decoder: dense GLM-4 (4.1V, 4.6V-Flash) or MoE (4.5V, 4.6V)
+    glm = ModelEntry(glm4v.read_config, glm4v.Glm4vForConditionalGeneration, glm4v.weight_table, glm4v_moe.KEEP_FP32)
+    return {
+        "glm4v": glm,
+        "glm46v": glm,
+        "glm4v_moe": glm,
+        "isaac": ModelEntry(isaac.read_config, isaac.IsaacForConditionalGeneration, isaac.weight_table),
+    }
+
+
 def load(path: str | Path, device: torch.device | str | None = None,
          dtype: torch.dtype | str | None = None) -> torch.nn.Module:
     """Build the model of a local Hugging Face checkpoint directory and load its weights.
 
     ``device`` defaults to CUDA when available; ``dtype`` to bf16 on CUDA and fp32 elsewhere.
-    Missing, unexpected or mis-shaped weights raise :class:`~mmprep.errors.WeightsError`.
+    The checkpoint's ``model_type`` picks the model (:func:`model_table`); missing, unexpected or
+    mis-shaped weights raise :class:`~mmprep.errors.WeightsError`.
     """
     d = Path(path)
     config = _read_json(d / "config.json")
@@ -48,19 +90,19 @@ def load(path: str | Path, device: torch.device | str | None = None,
         raise UnknownModelError(f"{d} has no config.json")
     dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     dt = resolve_dtype(dtype, dev)
-    archs = " ".join(config.get("architectures") or []) + " " + str(config.get("model_type", ""))
-    text_type = str((config.get("text_config") or {}).get("model_type", "glm4v_text"))
-    if config.get("model_type") in ("glm4v", "glm46v") and text_type != "glm4v_text":
-        raise UnknownModelError(f"{d}: the {text_type} (MoE) decoder of GLM-4.5V / 4.6V is not supported yet")
-    if config.get("model_type") in ("glm4v", "glm46v"):  # GLM-4.1V, GLM-4.6V-Flash (dense decoder)
-        from . import glm4v
-
-        cfg = glm4v.Glm4vConfig.from_hf(config, _read_json(d / "generation_config.json"))
-        with torch.device("meta"):
-            model = glm4v.Glm4vForConditionalGeneration(cfg)
-        load_weights(model, d, glm4v.weight_table(cfg), dtype=dt, device=dev)
-        return model.eval()
-    raise UnknownModelError(f"{d}: no mmprep model for architectures/model_type {archs.strip()!r}")
+    table = model_table()
+    model_type = str(config.get("model_type", ""))
+    if model_type not in table:
+        archs = " ".join(config.get("architectures") or [])
+        raise UnknownModelError(
+            f"{d}: no mmprep model for model_type {model_type!r} (architectures {archs!r}); "
+            f"supported: {', '.join(sorted(table))}")
+    entry = table[model_type]
+    cfg = entry.read_config(config, _read_json(d / "generation_config.json") or {}, added_tokens(d))
+    with torch.device("meta"):
+        model = entry.model_class(cfg)
+    load_weights(model, d, entry.weight_table(cfg), dtype=dt, device=dev, keep_fp32=entry.keep_fp32)
+    return model.eval()
 
 
 def compile_blocks(model: torch.nn.Module, *, dynamic: bool = True) -> torch.nn.Module:
@@ -78,5 +120,5 @@ def compile_blocks(model: torch.nn.Module, *, dynamic: bool = True) -> torch.nn.
     return model
 
 
-__all__ = ["activate_hopper_flash", "compile_blocks", "attention_backend", "generate", "load", "load_weights", "resolve_dtype",
+__all__ = ["ModelEntry", "model_table", "activate_hopper_flash", "compile_blocks", "attention_backend", "generate", "load", "load_weights", "resolve_dtype",
            "sample_next", "set_attention_backend", "varlen_attention"]

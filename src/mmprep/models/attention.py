@@ -144,12 +144,18 @@ def varlen_attention(
     causal: bool = False,
     scale: float | None = None,
     backend: str | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention inside each packed sequence.
 
     ``q`` is ``(T, H, D)``, ``k``/``v`` ``(T, Hkv, D)`` with ``H % Hkv == 0``; ``cu_seqlens`` holds
     ``n+1`` token offsets starting at 0 and ending at ``T``; ``max_seqlen`` (tokens) is the longest
     sequence (computed when omitted). Returns ``(T, H, D)`` in ``q``'s dtype.
+
+    ``bias`` (optional): ``(n, H, max_seqlen, max_seqlen)`` added to the scaled scores of each
+    sequence, its top-left ``L x L`` block for a sequence of ``L`` tokens (relative-position
+    attention, Parakeet). Flash kernels take no bias, so a bias runs on SDPA (or the masked /
+    eager backend when one of those is chosen).
     """
     total, heads, dim = q.shape
     if k.shape[0] != total or v.shape[0] != total or heads % k.shape[1]:
@@ -159,6 +165,15 @@ def varlen_attention(
     if max_seqlen is None:
         max_seqlen = int((cu[1:] - cu[:-1]).max()) if cu.numel() > 1 else 0
     name = _resolve(q.device, q.dtype, backend)
+    if bias is not None:
+        _check_bias(bias, cu, heads, max_seqlen)
+        if name in ("varlen", "flash_attn"):
+            name = "sdpa"
+        if name == "sdpa_mask":
+            return _varlen_masked(q, k, v, cu, causal, scale, bias)
+        if name == "eager":
+            return varlen_attention_reference(q, k, v, cu, causal=causal, scale=scale, bias=bias)
+        return _varlen_loop(q, k, v, cu, causal, scale, bias)
     if name == "varlen":
         return _varlen_torch(q, k, v, cu, max_seqlen, causal, scale)
     if name == "flash_attn":
@@ -206,17 +221,50 @@ def _sdpa(q, k, v, mask=None, causal=False, scale=None):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
 
 
-def _varlen_loop(q, k, v, cu, causal, scale):
+def _check_bias(bias: torch.Tensor, cu: torch.Tensor, heads: int, max_seqlen: int) -> None:
+    n = cu.numel() - 1
+    if bias.ndim != 4 or bias.shape[0] != n or bias.shape[1] not in (1, heads) \
+            or min(bias.shape[2], bias.shape[3]) < max_seqlen:
+        raise InvalidInputError(
+            f"varlen_attention: bias {tuple(bias.shape)} must be (sequences={n}, heads={heads}, >= {max_seqlen}, "
+            f">= {max_seqlen})")
+
+
+def _causal_bias(b: torch.Tensor, causal: bool) -> torch.Tensor:
+    """A float bias block with the causal (top-left aligned) mask folded in as ``-inf``."""
+    if not causal:
+        return b
+    L = b.shape[-1]
+    upper = torch.ones(L, L, dtype=torch.bool, device=b.device).triu(1)
+    return b.masked_fill(upper, float("-inf"))
+
+
+def _varlen_loop(q, k, v, cu, causal, scale, bias=None):
     """One SDPA call per sequence: exact, and memory stays O(longest sequence^2)."""
     heads = q.shape[1]
     k, v = expand_kv(k, heads), expand_kv(v, heads)
     bounds = cu.tolist()
     out = torch.empty_like(q)
-    for s, e in zip(bounds[:-1], bounds[1:]):
+    for i, (s, e) in enumerate(zip(bounds[:-1], bounds[1:])):
         if e == s:
             continue
         qs, ks, vs = (t[s:e].transpose(0, 1).unsqueeze(0) for t in (q, k, v))
-        out[s:e] = _sdpa(qs, ks, vs, causal=causal, scale=scale)[0].transpose(0, 1)
+        if bias is None:
+            out[s:e] = _sdpa(qs, ks, vs, causal=causal, scale=scale)[0].transpose(0, 1)
+        else:
+            mask = _causal_bias(bias[i, :, : e - s, : e - s], causal).to(q.dtype)[None]
+            out[s:e] = _sdpa(qs, ks, vs, mask=mask, scale=scale)[0].transpose(0, 1)
+    return out
+
+
+def packed_bias(bias: torch.Tensor, cu: torch.Tensor, causal: bool) -> torch.Tensor:
+    """``(H, T, T)`` float scores bias over the packed tokens: each sequence's block of ``bias``,
+    ``-inf`` between sequences (and above the diagonal when causal)."""
+    total = int(cu[-1])
+    out = torch.full((bias.shape[1], total, total), float("-inf"), dtype=torch.float32, device=bias.device)
+    bounds = cu.tolist()
+    for i, (s, e) in enumerate(zip(bounds[:-1], bounds[1:])):
+        out[:, s:e, s:e] = _causal_bias(bias[i, :, : e - s, : e - s].float(), causal)
     return out
 
 
@@ -232,25 +280,28 @@ def block_diagonal_mask(cu_seqlens: torch.Tensor, causal: bool = False) -> torch
     return mask
 
 
-def _varlen_masked(q, k, v, cu, causal, scale):
+def _varlen_masked(q, k, v, cu, causal, scale, bias=None):
     heads = q.shape[1]
     k, v = expand_kv(k, heads), expand_kv(v, heads)
-    mask = block_diagonal_mask(cu, causal)
+    mask = block_diagonal_mask(cu, causal) if bias is None else packed_bias(bias, cu, causal).to(q.dtype)[None]
     q4, k4, v4 = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))
     return _sdpa(q4, k4, v4, mask=mask, scale=scale)[0].transpose(0, 1)
 
 
 def varlen_attention_reference(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, *,
-    causal: bool = False, scale: float | None = None,
+    causal: bool = False, scale: float | None = None, bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Slow fp32 reference: explicit scores, block-diagonal mask, softmax (tests only)."""
+    """Slow fp32 reference: explicit scores, block-diagonal mask (plus ``bias``), softmax (tests only)."""
     heads, dim = q.shape[1], q.shape[2]
     scale = dim**-0.5 if scale is None else scale
     k, v = expand_kv(k, heads).float(), expand_kv(v, heads).float()
     scores = torch.einsum("qhd,khd->hqk", q.float(), k) * scale
-    mask = block_diagonal_mask(cu_seqlens.to(q.device), causal)
-    scores = scores.masked_fill(~mask, float("-inf"))
+    cu = cu_seqlens.to(q.device)
+    if bias is None:
+        scores = scores.masked_fill(~block_diagonal_mask(cu, causal), float("-inf"))
+    else:
+        scores = scores + packed_bias(bias, cu, causal)
     out = torch.einsum("hqk,khd->qhd", scores.softmax(-1), v)
     return out.to(q.dtype)
 

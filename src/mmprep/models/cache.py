@@ -1,14 +1,18 @@
-"""A static KV cache for batched generation.
+"""A static cache for batched generation: per-layer KV for attention layers, per-layer state
+for recurrent (Mamba-style) layers.
 
-Memory is allocated once: ``(layers, batch, max_len, kv_heads, head_dim)`` for keys and values,
-so decode steps never reallocate (and CUDA graphs could capture them). Each batch row has its
-own fill level ``lengths[b]`` (tokens), because prompts of one batch have different lengths and
-are prefilled packed, without padding.
+KV memory is allocated once: ``(attention layers, batch, max_len, kv_heads, head_dim)`` for keys
+and values, so decode steps never reallocate (and CUDA graphs could capture them). Only the
+layers listed as attention layers get KV slots (a hybrid decoder lists its few attention
+layers); a recurrent layer keeps its fixed-size state in ``states[layer]`` (a dict of tensors it
+owns). Each batch row has its own fill level ``lengths[b]`` (tokens), because prompts of one
+batch have different lengths and are prefilled packed, without padding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -19,22 +23,39 @@ from ..errors import BudgetError
 class StaticKVCache:
     """Keys/values of every attention layer plus the number of valid slots per row."""
 
-    keys: torch.Tensor  # (layers, B, max_len, kv_heads, head_dim)
+    keys: torch.Tensor  # (attention layers, B, max_len, kv_heads, head_dim)
     values: torch.Tensor  # same shape as keys
     lengths: torch.Tensor  # (B,) int64 tokens already stored per row
+    kv_index: dict[int, int] = field(default_factory=dict)  # decoder layer -> KV slot; empty: identity
+    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # recurrent layer -> state
 
     @classmethod
     def allocate(
-        cls, layers: int, batch: int, max_len: int, kv_heads: int, head_dim: int, *,
+        cls, layers: int | Sequence[int], batch: int, max_len: int, kv_heads: int, head_dim: int, *,
         dtype: torch.dtype, device: torch.device | str,
     ) -> StaticKVCache:
-        """An empty cache; ``max_len`` is in tokens (prompt + new tokens)."""
-        shape = (layers, batch, max_len, kv_heads, head_dim)
+        """An empty cache; ``max_len`` is in tokens (prompt + new tokens).
+
+        ``layers``: the number of decoder layers (all attention), or the indices of the
+        attention layers of a hybrid decoder (only those get KV memory).
+        """
+        index = {} if isinstance(layers, int) else {int(layer): i for i, layer in enumerate(layers)}
+        count = layers if isinstance(layers, int) else len(index)
+        shape = (count, batch, max_len, kv_heads, head_dim)
         return cls(
             torch.zeros(shape, dtype=dtype, device=device),
             torch.zeros(shape, dtype=dtype, device=device),
             torch.zeros(batch, dtype=torch.int64, device=device),
+            index,
         )
+
+    def _slot(self, layer: int) -> int:
+        return self.kv_index[layer] if self.kv_index else layer
+
+    def layer_kv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``(B, max_len, kv_heads, head_dim)`` of decoder layer ``layer``."""
+        i = self._slot(layer)
+        return self.keys[i], self.values[i]
 
     @property
     def max_len(self) -> int:
@@ -63,8 +84,9 @@ class StaticKVCache:
 
     def write(self, layer: int, rows: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store packed ``k``/``v`` ``(T, kv_heads, head_dim)`` at ``(rows[i], slots[i])``."""
-        self.keys[layer, rows, slots] = k.to(self.keys.dtype)
-        self.values[layer, rows, slots] = v.to(self.values.dtype)
+        i = self._slot(layer)
+        self.keys[i, rows, slots] = k.to(self.keys.dtype)
+        self.values[i, rows, slots] = v.to(self.values.dtype)
 
     def advance(self, counts: torch.Tensor) -> None:
         """Mark ``counts[b]`` more tokens as valid in row ``b`` (after every layer wrote them)."""

@@ -16,7 +16,22 @@ from typing import Any, TextIO
 
 from ..errors import MmprepError
 
-_GLM_TURN = "[gMASK]<sop><|user|>\n{content}<|assistant|>\n"
+# One chat turn per family (the checkpoints' chat templates, reduced to a single user turn) and
+# the text that stands for one image / one video in it.
+_TURNS = {
+    "glm4v": "[gMASK]<sop><|user|>\n{content}<|assistant|>\n",
+    "isaac": "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
+}
+
+
+def _media_marks(spec: Any) -> dict[str, tuple[str, str]]:
+    """``{kind: (text for one item, the token whose presence means the user placed them)}``."""
+    if hasattr(spec, "image_start_token"):  # GLM: begin / token / end
+        return {"image": (f"{spec.image_start_token}{spec.image_token}{spec.image_end_token}", spec.image_token),
+                "video": (f"{spec.video_start_token}{spec.video_token}{spec.video_end_token}", spec.video_token)}
+    if hasattr(spec, "vision_token"):  # Isaac: <image>
+        return {"image": (spec.vision_token, spec.vision_token)}
+    return {}
 
 
 def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -38,16 +53,22 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def build_prompt(family: Any, prompt: str, n_images: int, n_videos: int, raw: bool = False) -> str:
-    """The text handed to the processor: placeholders for the media, wrapped in a GLM chat turn."""
+    """The text handed to the processor: placeholders for the media, wrapped in the family's chat turn."""
     if raw:
         return prompt
-    s = family.spec
+    if family.name not in _TURNS:
+        raise MmprepError(f"generate has no chat turn for the {family.name} family; pass --raw with a full prompt")
+    marks = _media_marks(family.spec)
     media = ""
-    if s.image_token not in prompt:
-        media += f"{s.image_start_token}{s.image_token}{s.image_end_token}" * n_images
-    if s.video_token not in prompt:
-        media += f"{s.video_start_token}{s.video_token}{s.video_end_token}" * n_videos
-    return _GLM_TURN.format(content=media + prompt)
+    for kind, count in (("image", n_images), ("video", n_videos)):
+        if not count:
+            continue
+        if kind not in marks:
+            raise MmprepError(f"the {family.name} family takes no {kind}s")
+        text, token = marks[kind]
+        if token not in prompt:
+            media += text * count
+    return _TURNS[family.name].format(content=media + prompt)
 
 
 def _tokenizer(directory: Path):
@@ -69,8 +90,6 @@ def run_generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
         directory = Path(args.model)
         family = mmprep.load(directory)
-        if family.name != "glm4v":
-            raise MmprepError(f"{directory}: generate supports GLM-4.1V / GLM-4.6V-Flash checkpoints so far")
         tok = _tokenizer(directory)
         text = build_prompt(family, args.prompt, len(args.image), len(args.video), args.raw)
         batch = family.process(text, images=args.image or None, videos=args.video or None, tokenizer=tok,

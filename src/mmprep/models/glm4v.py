@@ -1,4 +1,5 @@
-"""GLM-4.1V / GLM-4.6V-Flash (``Glm4vForConditionalGeneration``), readable top to bottom.
+"""GLM-4.1V / GLM-4.6V-Flash (``Glm4vForConditionalGeneration``), readable top to bottom; with the
+MoE decoder of :mod:`mmprep.models.glm4v_moe` also GLM-4.5V / GLM-4.6V (``Glm4vMoe...``).
 
     pixels (Σ patches, 3*2*14*14) --patch embed--> RMSNorm --+ interpolated abs. positions
       --> blocks [RMSNorm -> attention with 2D rope (one segment per temporal group, T31)
@@ -7,6 +8,7 @@
       --> one embedding per LLM placeholder token
     token embeddings with image/video features in their slots (T29)
       --> GLM-4 decoder layers (four RMSNorms, MRoPE on half of each head, GQA) --> lm_head
+          (or, for a ``glm4v_moe_text`` config, the MoE decoder of glm4v_moe.py)
 
 Weight names are the Hugging Face checkpoint names (``model.visual.*``, ``model.language_model.*``,
 ``lm_head.weight``); :func:`weight_table` lists every one of them. Configuration comes from the
@@ -22,11 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InvalidInputError
-from .attention import decode_attention, varlen_attention
+from ..errors import InvalidInputError, UnknownModelError
+from .attention import varlen_attention
 from .cache import StaticKVCache
-from .inputs import PackedTokens, as_tensor, check_slot_counts, last_token_index, pack_tokens, unpack
-from .rope import apply_rope_half, apply_rope_interleaved, mrope_cos_sin, vision_position_ids, vision_rope_cos_sin
+from .decoder import DecoderAttention, ModelOutput, Prompt, Step, run_decode, run_forward, run_prefill
+from .glm4v_moe import MoeTextConfig, MoeTextModel, text_weight_table
+from .inputs import PackedTokens, as_tensor
+from .layers import FusedSwiGLU, RMSNorm, SwiGLU
+from .prepare import MediaInput, prepare_prompt
+from .rope import apply_rope_half, mrope_cos_sin, vision_position_ids, vision_rope_cos_sin
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -87,7 +93,7 @@ class TextConfig:
 @dataclass(frozen=True)
 class Glm4vConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
-    text: TextConfig = field(default_factory=TextConfig)
+    text: TextConfig | MoeTextConfig = field(default_factory=TextConfig)  # MoE: GLM-4.5V / 4.6V
     image_token_id: int = 151343
     video_token_id: int = 151344
     video_start_token_id: int = 151341
@@ -110,7 +116,8 @@ class Glm4vConfig:
             attention_bias=v.get("attention_bias", False),
         )
         rope = t.get("rope_parameters") or t.get("rope_scaling") or {}
-        text = TextConfig(
+        moe = text_model_type(config) == "glm4v_moe_text"
+        text = MoeTextConfig.from_hf(t) if moe else TextConfig(
             vocab_size=t.get("vocab_size", 151552), hidden_size=t.get("hidden_size", 4096),
             intermediate_size=t.get("intermediate_size", 13696), num_layers=t.get("num_hidden_layers", 40),
             num_heads=t.get("num_attention_heads", 32),
@@ -123,9 +130,10 @@ class Glm4vConfig:
         )
         eos = (generation_config or {}).get("eos_token_id", t.get("eos_token_id", config.get("eos_token_id")))
         eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (int(eos),))
+        ids = (151363, 151364) if config.get("model_type") == "glm4v_moe" else (151343, 151344)  # class defaults
         return cls(
             vision=vision, text=text,
-            image_token_id=config.get("image_token_id", 151343), video_token_id=config.get("video_token_id", 151344),
+            image_token_id=config.get("image_token_id", ids[0]), video_token_id=config.get("video_token_id", ids[1]),
             video_start_token_id=config.get("video_start_token_id", 151341),
             video_end_token_id=config.get("video_end_token_id", 151342),
             tie_word_embeddings=bool(config.get("tie_word_embeddings", t.get("tie_word_embeddings", False))),
@@ -133,41 +141,28 @@ class Glm4vConfig:
         )
 
 
+def text_model_type(config: dict[str, Any]) -> str:
+    """``text_config.model_type``; absent: the top-level type's default (``glm4v_moe`` -> MoE)."""
+    default = "glm4v_moe_text" if config.get("model_type") == "glm4v_moe" else "glm4v_text"
+    return str((config.get("text_config") or {}).get("model_type", default))
+
+
+def read_config(config: dict[str, Any], generation_config: dict[str, Any] | None = None,
+                added_tokens: dict[str, int] | None = None) -> Glm4vConfig:
+    """The model table's reader: the dense GLM-4 decoder or the GLM-4.5V / 4.6V MoE decoder, by
+    ``text_config.model_type``; another text model (or an unknown MoE variant) raises."""
+    text_type = text_model_type(config)
+    if text_type not in ("glm4v_text", "glm4v_moe_text"):
+        raise UnknownModelError(
+            f"text_config.model_type = {text_type!r}: no GLM decoder for it (known: 'glm4v_text', 'glm4v_moe_text')")
+    return Glm4vConfig.from_hf(config, generation_config)
+
+
 def _kv_heads(text: dict[str, Any]) -> int:
     """Absent: the class default 2; ``null``: one KV head per query head (transformers' rule)."""
     if "num_key_value_heads" not in text:
         return 2
     return text["num_key_value_heads"] or text.get("num_attention_heads", 32)
-
-
-# -- shared blocks -----------------------------------------------------------------------------------
-
-
-class RMSNorm(nn.Module):
-    """``w * (x / sqrt(mean(x^2) + eps))``; the statistics in fp32, the product in ``x``'s dtype."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(x.dtype)
-
-
-class SwiGLU(nn.Module):
-    """``down(silu(gate(x)) * up(x))`` with separate gate/up projections (vision blocks, merger)."""
-
-    def __init__(self, dim: int, hidden: int, bias: bool = False):
-        super().__init__()
-        self.gate_proj = nn.Linear(dim, hidden, bias=bias)
-        self.up_proj = nn.Linear(dim, hidden, bias=bias)
-        self.down_proj = nn.Linear(hidden, dim, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 # -- vision tower --------------------------------------------------------------------------------------
@@ -308,64 +303,14 @@ def check_pixels(pixels: torch.Tensor, grid: torch.Tensor, cfg: VisionConfig) ->
 # -- GLM-4 decoder -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Step:
-    """What every decoder layer needs for one forward pass over packed tokens."""
-
-    cos: torch.Tensor  # (T, rotary_dim) fp32
-    sin: torch.Tensor
-    cu_seqlens: torch.Tensor  # (rows+1,) int32; decode: one token per row
-    max_seqlen: int
-    cache: StaticKVCache | None = None
-    rows: torch.Tensor | None = None  # cache row of each token
-    slots: torch.Tensor | None = None  # cache slot of each token
-    decode: bool = False  # True: attend to the cache; False: causal attention among the new tokens
-
-
-class TextAttention(nn.Module):
-    def __init__(self, cfg: TextConfig, layer: int):
-        super().__init__()
-        self.layer, self.heads, self.kv_heads, self.head_dim = layer, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_heads * cfg.head_dim, bias=True)
-        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=True)
-        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=True)
-        self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=False)
-
-    def forward(self, x: torch.Tensor, step: Step) -> torch.Tensor:
-        T = x.shape[0]
-        q = apply_rope_interleaved(self.q_proj(x).view(T, self.heads, self.head_dim), step.cos, step.sin)
-        k = apply_rope_interleaved(self.k_proj(x).view(T, self.kv_heads, self.head_dim), step.cos, step.sin)
-        v = self.v_proj(x).view(T, self.kv_heads, self.head_dim)
-        cache = step.cache
-        if cache is not None:
-            cache.write(self.layer, step.rows, step.slots, k, v)
-        if step.decode:
-            out = decode_attention(q, cache.keys[self.layer], cache.values[self.layer], cache.lengths + 1)
-        else:
-            out = varlen_attention(q, k, v, step.cu_seqlens, step.max_seqlen, causal=True)
-        return self.o_proj(out.reshape(T, -1))
-
-
-class TextMLP(nn.Module):
-    """SwiGLU with the gate and up projections stored fused (gate first)."""
-
-    def __init__(self, cfg: TextConfig):
-        super().__init__()
-        self.gate_up_proj = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
-
-
 class DecoderLayer(nn.Module):
     """GLM-4 layer: norms before *and after* attention and MLP (sandwich norm)."""
 
     def __init__(self, cfg: TextConfig, layer: int):
         super().__init__()
-        self.self_attn = TextAttention(cfg, layer)
-        self.mlp = TextMLP(cfg)
+        self.self_attn = DecoderAttention(cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, layer,
+                                          qkv_bias=True, rope_layout="interleaved")
+        self.mlp = FusedSwiGLU(cfg.hidden_size, cfg.intermediate_size)
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_self_attn_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
@@ -397,25 +342,13 @@ class TextModel(nn.Module):
 # -- the whole model -----------------------------------------------------------------------------------
 
 
-@dataclass
-class ModelOutput:
-    logits: torch.Tensor  # (B, L, vocab), zeros at padded positions
-
-
-@dataclass
-class Prompt:
-    """A batch ready for the decoder: packed tokens and their embeddings with media merged in."""
-
-    tokens: PackedTokens
-    embeds: torch.Tensor  # (T, hidden)
-
-
 class Glm4vForConditionalGeneration(nn.Module):
     def __init__(self, cfg: Glm4vConfig):
         super().__init__()
         self.cfg = cfg
         self.visual = VisionTransformer(cfg.vision)
-        self.language_model = TextModel(cfg.text)
+        moe = isinstance(cfg.text, MoeTextConfig)
+        self.language_model = MoeTextModel(cfg.text) if moe else TextModel(cfg.text)
         if not cfg.tie_word_embeddings:
             self.lm_head = nn.Linear(cfg.text.hidden_size, cfg.text.vocab_size, bias=False)
 
@@ -436,6 +369,16 @@ class Glm4vForConditionalGeneration(nn.Module):
     def stop_token_ids(self) -> tuple[int, ...]:
         return self.cfg.eos_token_ids
 
+    @property
+    def vocab_size(self) -> int:
+        return self.cfg.text.vocab_size
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.language_model.embed_tokens(ids)
+
+    def text_forward(self, embeds: torch.Tensor, positions: torch.Tensor, step: Step) -> torch.Tensor:
+        return self.language_model(embeds, positions, step)
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         w = self.language_model.embed_tokens.weight if self.cfg.tie_word_embeddings else self.lm_head.weight
         return F.linear(hidden, w)
@@ -446,41 +389,27 @@ class Glm4vForConditionalGeneration(nn.Module):
         pixels = normalize_pixels(pixels, batch, self.cfg.vision.in_channels, self.device, self.dtype)
         return self.visual(pixels, as_tensor(grid_thw, dtype=torch.int64))
 
+    def encode_media(self, kind: str, batch: Any) -> tuple[torch.Tensor, list[int]]:
+        """Features of the batch's images or videos and the feature count of each (the prepare hook)."""
+        pix_key, grid_key = _MEDIA_KEYS[kind]
+        if batch.get(grid_key) is None:
+            raise InvalidInputError(f"batch has {pix_key} but no {grid_key}")
+        grid = as_tensor(batch[grid_key], dtype=torch.int64).reshape(-1, 3)
+        merge2 = self.cfg.vision.spatial_merge_size**2
+        return self.media_features(batch[pix_key], grid, batch), (grid.prod(-1) // merge2).tolist()
+
+    def media_slots(self, tokens: PackedTokens) -> dict[str, torch.Tensor]:
+        image, video = placeholder_slots(tokens.ids, tokens.cu_seqlens, self.cfg)
+        return {"image": image, "video": video}
+
     def prepare(self, batch: Any) -> Prompt:
         """Pack the batch's tokens and put image/video features into their placeholder slots."""
-        media, per_item = {}, {}
-        merge2 = self.cfg.vision.spatial_merge_size**2
-        for kind, pix_key, grid_key in (("image", "pixel_values", "image_grid_thw"),
-                                        ("video", "pixel_values_videos", "video_grid_thw")):
-            if batch.get(pix_key) is not None:
-                if batch.get(grid_key) is None:
-                    raise InvalidInputError(f"batch has {pix_key} but no {grid_key}")
-                grid = as_tensor(batch[grid_key], dtype=torch.int64).reshape(-1, 3)
-                media[kind] = self.media_features(batch[pix_key], grid, batch)
-                per_item[kind] = (grid.prod(-1) // merge2).tolist()
-        tokens = pack_tokens(batch, self.device, max_context=self.max_context, has_media=bool(media))
-        vocab = self.cfg.text.vocab_size
-        if bool(((tokens.ids < 0) | (tokens.ids >= vocab)).any()):
-            bad = tokens.ids[(tokens.ids < 0) | (tokens.ids >= vocab)][0]
-            raise InvalidInputError(f"token id {int(bad)} is outside the vocabulary of {vocab}")
-        embeds = self.language_model.embed_tokens(tokens.ids)
-        image_slots, video_slots = placeholder_slots(tokens.ids, tokens.cu_seqlens, self.cfg)
-        for kind, slots in (("image", image_slots), ("video", video_slots)):
-            upto = F.pad(torch.cumsum(slots.long(), 0), (1, 0))
-            cu = tokens.cu_seqlens.long()
-            check_slot_counts(kind, (upto[cu[1:]] - upto[cu[:-1]]).tolist(), per_item.get(kind, []))
-            if kind in media:
-                embeds = embeds.masked_scatter(slots[:, None], media[kind].to(embeds.dtype))
-        return Prompt(tokens, embeds)
+        return prepare_prompt(self, batch, _MEDIA)
 
     # -- forward passes
     def forward(self, batch: Any) -> ModelOutput:
         """Full logits ``(B, L, vocab)`` of a processor batch (no cache)."""
-        prompt = self.prepare(batch)
-        t = prompt.tokens
-        step = Step(None, None, t.cu_seqlens, t.max_seqlen)  # type: ignore[arg-type]
-        hidden = self.language_model(prompt.embeds, t.positions, step)
-        return ModelOutput(unpack(self.logits(hidden), t.valid))
+        return run_forward(self, batch)
 
     def new_cache(self, batch_size: int, max_len: int) -> StaticKVCache:
         c = self.cfg.text
@@ -489,32 +418,21 @@ class Glm4vForConditionalGeneration(nn.Module):
 
     def prefill(self, prompt: Prompt, cache: StaticKVCache) -> torch.Tensor:
         """Run the prompt, fill the cache; returns each row's last-token logits ``(B, vocab)``."""
-        t = prompt.tokens
-        if bool((cache.lengths != 0).any()):
-            raise InvalidInputError("prefill needs an empty cache")
-        rows, slots = cache.slots(t.lengths)
-        step = Step(None, None, t.cu_seqlens, t.max_seqlen, cache, rows, slots)  # type: ignore[arg-type]
-        hidden = self.language_model(prompt.embeds, t.positions, step)
-        cache.advance(t.lengths)
-        return self.logits(hidden[last_token_index(t.cu_seqlens)])
+        return run_prefill(self, prompt, cache)
 
     def decode(self, token_ids: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
         """One new token per row at 1-D rope ``positions (B,)`` (all three MRoPE axes) -> ``(B, vocab)``."""
-        B = token_ids.shape[0]
-        ones = torch.ones(B, dtype=torch.int64, device=self.device)
-        rows, slots = cache.slots(ones)
-        cu = torch.arange(B + 1, dtype=torch.int32, device=self.device)
-        step = Step(None, None, cu, 1, cache, rows, slots, decode=True)  # type: ignore[arg-type]
-        embeds = self.language_model.embed_tokens(token_ids.to(self.device))
-        hidden = self.language_model(embeds, positions.to(self.device)[None].expand(3, B), step)
-        cache.advance(ones)
-        return self.logits(hidden)
+        return run_decode(self, token_ids, positions, cache)
 
     def generate(self, batch: Any, max_new_tokens: int = 32, **kwargs: Any) -> torch.Tensor:
         """New token ids ``(B, n)``; see :func:`mmprep.models.generate.generate` for the options."""
         from .generate import generate
 
         return generate(self, batch, max_new_tokens=max_new_tokens, **kwargs)
+
+
+_MEDIA_KEYS = {"image": ("pixel_values", "image_grid_thw"), "video": ("pixel_values_videos", "video_grid_thw")}
+_MEDIA = (MediaInput("image", "pixel_values"), MediaInput("video", "pixel_values_videos"))
 
 
 def placeholder_slots(ids: torch.Tensor, cu_seqlens: torch.Tensor, cfg: Glm4vConfig):
@@ -558,8 +476,9 @@ def normalize_pixels(pixels: Any, batch: Any, channels: int, device, dtype) -> t
     return ((xf - mean[:, None]) / std[:, None]).reshape(x.shape[0], -1).to(dtype)
 
 
-def weight_table(cfg: Glm4vConfig) -> dict[str, str]:
-    """Every checkpoint tensor of a ``Glm4vForConditionalGeneration`` and the parameter it fills."""
+def weight_table(cfg: Glm4vConfig) -> dict[str, Any] | tuple[dict[str, Any], ...]:
+    """Every checkpoint tensor of a ``Glm4v[Moe]ForConditionalGeneration`` and the parameter it fills
+    (MoE: one table per checkpoint layout, see :func:`~mmprep.models.weights.load_weights`)."""
     v, t = cfg.vision, cfg.text
     vis = ["patch_embed.proj.weight", "patch_embed.proj.bias", "post_conv_layernorm.weight",
            "embeddings.position_embedding.weight", "post_layernorm.weight", "downsample.weight",
@@ -571,6 +490,15 @@ def weight_table(cfg: Glm4vConfig) -> dict[str, str]:
                  "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"]
         names += ["attn.qkv.bias"] if v.attention_bias else []
         vis += [f"blocks.{i}.{n}" for n in names]
+    table: dict[str, Any] = {f"model.visual.{n}": f"visual.{n}" for n in vis}
+    if not cfg.tie_word_embeddings:
+        table["lm_head.weight"] = "lm_head.weight"
+    if isinstance(t, MoeTextConfig):  # two layouts: per-expert (Hub, Glm4vMoe) or fused (Glm46V save_pretrained)
+        return tuple({**table, **text_weight_table(t, fused=fused)} for fused in (False, True))
+    return {**table, **_dense_text_table(t)}
+
+
+def _dense_text_table(t: TextConfig) -> dict[str, str]:
     txt = ["embed_tokens.weight", "norm.weight"]
     for i in range(t.num_layers):
         names = [f"self_attn.{p}_proj.{w}" for p in "qkv" for w in ("weight", "bias")]
@@ -578,8 +506,4 @@ def weight_table(cfg: Glm4vConfig) -> dict[str, str]:
                   "input_layernorm.weight", "post_self_attn_layernorm.weight",
                   "post_attention_layernorm.weight", "post_mlp_layernorm.weight"]
         txt += [f"layers.{i}.{n}" for n in names]
-    table = {f"model.visual.{n}": f"visual.{n}" for n in vis}
-    table.update({f"model.language_model.{n}": f"language_model.{n}" for n in txt})
-    if not cfg.tie_word_embeddings:
-        table["lm_head.weight"] = "lm_head.weight"
-    return table
+    return {f"model.language_model.{n}": f"language_model.{n}" for n in txt}

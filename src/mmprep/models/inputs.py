@@ -37,6 +37,7 @@ class PackedTokens:
     lengths: torch.Tensor  # (B,) int64 valid tokens per row
     deltas: torch.Tensor  # (B,) int64: next decode position = lengths + deltas
     valid: torch.Tensor  # (B, L) bool, where the packed tokens sit in the padded batch
+    sample_cu_seqlens: torch.Tensor | None = None  # packed rows: (samples+1,) int32 offsets of every sample
 
     @property
     def batch_size(self) -> int:
@@ -79,7 +80,31 @@ def pack_tokens(batch: Any, device: torch.device | str, *, max_context: int, has
         deltas = as_tensor(deltas, device, torch.int64).reshape(-1).expand(B).clone()
     cu = torch.zeros(B + 1, dtype=torch.int32, device=ids.device)
     cu[1:] = torch.cumsum(lengths, 0)
-    return PackedTokens(ids[valid], positions[:, valid], cu, lengths, deltas, valid)
+    samples = _sample_boundaries(batch.get("cu_seqlens"), lengths, cu)
+    return PackedTokens(ids[valid], positions[:, valid], cu, lengths, deltas, valid, samples)
+
+
+def _sample_boundaries(per_row: Any, lengths: torch.Tensor, row_cu: torch.Tensor) -> torch.Tensor | None:
+    """Packed rows (several samples in one row, from a packer): every sample's token offsets.
+
+    ``per_row`` is the batch's ``cu_seqlens``: one ``(n+1,)`` array for a single row, or one per
+    row, each counting the row's valid tokens from 0 to its length. Attention then stays inside
+    each sample, as if each ran alone. ``None`` -> one segment per row.
+    """
+    if per_row is None:
+        return None
+    rows = [per_row] if lengths.numel() == 1 and not isinstance(per_row, (list, tuple)) else list(per_row)
+    if len(rows) != lengths.numel():
+        raise InvalidInputError(f"cu_seqlens has {len(rows)} rows, input_ids has {lengths.numel()}")
+    parts = [row_cu[:1].long()]
+    for b, r in enumerate(rows):
+        c = as_tensor(r, row_cu.device, torch.int64).reshape(-1)
+        n = int(lengths[b])
+        if c.numel() < 2 or int(c[0]) != 0 or int(c[-1]) != n or bool((c[1:] <= c[:-1]).any()):
+            raise InvalidInputError(
+                f"item {b}: cu_seqlens {c.tolist()} must rise strictly from 0 to the row's {n} valid tokens")
+        parts.append(c[1:] + row_cu[b].long())
+    return torch.cat(parts).to(torch.int32)
 
 
 def _positions(batch, B: int, L: int, valid: torch.Tensor, device, has_media: bool) -> torch.Tensor:

@@ -2,8 +2,12 @@
 
 Two rotation layouts exist in the supported models:
 
-* *half* (NeoX) layout: dimension ``k`` pairs with ``k + D/2`` (GLM vision tower, SigLIP2-style towers).
+* *half* (NeoX) layout: dimension ``k`` pairs with ``k + rot/2`` (GLM vision tower, Qwen3 / Isaac
+  decoder, GLM-4.5V MoE decoder with partial rotary).
 * *interleaved* (GPT-J) layout: dimension ``2i`` pairs with ``2i+1`` (GLM-4 decoder, partial rotary).
+
+MRoPE sections assign frequencies to the t/h/w position rows either in consecutive *blocks*
+(GLM, Isaac) or *interleaved* t, h, w, t, h, w, ... (Qwen3-VL).
 
 Angles are always computed in fp32 from integer positions; the rotation itself runs in fp32 and
 is cast back to the input dtype. Every function has a slow ``*_reference`` twin used by tests.
@@ -83,58 +87,105 @@ def vision_rope_cos_sin_reference(positions: torch.Tensor, head_dim: int, theta:
 
 
 def apply_rope_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x (T, H, D)`` with ``cos/sin (T, D)`` in the half (NeoX) layout, over all of D."""
-    xf = x.float()
+    """Rotate the first ``rotary_dim`` (``cos.shape[-1]``) dims of ``x (T, H, D)`` in the half
+    (NeoX) layout, pairing ``k`` with ``k + rotary_dim/2``; the remaining dims pass through."""
+    rot = cos.shape[-1]
+    xf = x[..., :rot].float()
     x1, x2 = xf.chunk(2, dim=-1)
     rotated = torch.cat([-x2, x1], dim=-1)
-    return (xf * cos[:, None] + rotated * sin[:, None]).to(x.dtype)
+    out = (xf * cos[:, None] + rotated * sin[:, None]).to(x.dtype)
+    return out if rot == x.shape[-1] else torch.cat([out, x[..., rot:]], dim=-1)
 
 
 def apply_rope_half_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Pair ``(k, k + D/2)`` as a complex number and multiply by ``exp(i * angle_k)``."""
-    half = x.shape[-1] // 2
-    z = torch.complex(x[..., :half].double(), x[..., half:].double())
+    """Pair ``(k, k + rot/2)`` as a complex number and multiply by ``exp(i * angle_k)``."""
+    rot = cos.shape[-1]
+    half = rot // 2
+    z = torch.complex(x[..., :half].double(), x[..., half:rot].double())
     angle = torch.atan2(sin[:, :half].double(), cos[:, :half].double())[:, None]
     z = z * torch.polar(torch.ones_like(angle), angle)
-    return torch.cat([z.real, z.imag], dim=-1).to(x.dtype)
+    return torch.cat([z.real.to(x.dtype), z.imag.to(x.dtype), x[..., rot:]], dim=-1)
 
 
 # -- multimodal rope (MRoPE) --------------------------------------------------------------------
 
 
+def mrope_axes(sections: Sequence[int], section_layout: str = "blocks") -> list[int]:
+    """The position axis (0 = t, 1 = h, 2 = w) each of the ``sum(sections)`` frequencies reads.
+
+    ``"blocks"``: consecutive runs, section ``s`` from axis ``s % 3`` (GLM-4, Qwen2-VL, Isaac).
+    ``"interleaved"``: frequency ``j`` cycles t, h, w (``j % 3``) while that axis has frequencies
+    left in its section, the rest stay on t (Qwen3-VL's interleaved MRoPE).
+    """
+    n = int(sum(sections))
+    if section_layout == "blocks":
+        return [s % 3 for s, count in enumerate(sections) for _ in range(count)]
+    if section_layout == "interleaved":
+        axes = [0] * n
+        for axis in (1, 2):
+            for j in range(axis, min(n, 3 * int(sections[axis])), 3):
+                axes[j] = axis
+        return axes
+    raise ValueError(f"unknown mrope section layout {section_layout!r}; use 'blocks' or 'interleaved'")
+
+
 def mrope_cos_sin(
-    positions: torch.Tensor, rotary_dim: int, theta: float, sections: Sequence[int]
+    positions: torch.Tensor, rotary_dim: int, theta: float, sections: Sequence[int], *,
+    layout: str = "interleaved", section_layout: str = "blocks",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 ``cos, sin`` ``(T, rotary_dim)`` for ``(3, T)`` (temporal, height, width) positions.
 
-    Frequency ``j`` (of ``rotary_dim/2``) takes its position from axis ``s % 3`` where ``s`` is the
-    section holding ``j`` (sections are consecutive frequency counts, e.g. 8, 12, 12); each angle
-    is then used by the interleaved pair ``(2j, 2j+1)``.
+    Frequency ``j`` (of ``rotary_dim/2``, ``theta ** (-2j/rotary_dim)``) takes its position from
+    the axis :func:`mrope_axes` gives it. ``layout`` says which dims share an angle:
+    ``"interleaved"`` pairs ``(2j, 2j+1)`` (GLM-4 decoder, :func:`apply_rope_interleaved`) and
+    ``"half"`` pairs ``(j, j + rotary_dim/2)`` (Qwen3, GLM-4.5V MoE, :func:`apply_rope_half`).
     """
     if sum(sections) != rotary_dim // 2:
         raise ValueError(f"mrope sections {list(sections)} must sum to rotary_dim/2 = {rotary_dim // 2}")
     freqs = inv_freq(rotary_dim, theta, positions.device)
-    axis = torch.repeat_interleave(
-        torch.arange(len(sections), device=positions.device) % 3,
-        torch.tensor(list(sections), device=positions.device),
-    )
+    axis = torch.tensor(mrope_axes(sections, section_layout), device=positions.device)
     pos = positions.float()[axis]  # (F, T): the position each frequency reads
-    angles = (pos.T * freqs).repeat_interleave(2, dim=-1)
+    angles = pos.T * freqs
+    if layout == "interleaved":
+        angles = angles.repeat_interleave(2, dim=-1)
+    elif layout == "half":
+        angles = torch.cat([angles, angles], dim=-1)
+    else:
+        raise ValueError(f"unknown rope layout {layout!r}; use 'interleaved' or 'half'")
     return angles.cos(), angles.sin()
 
 
-def mrope_cos_sin_reference(positions: torch.Tensor, rotary_dim: int, theta: float, sections):
+def mrope_cos_sin_reference(positions: torch.Tensor, rotary_dim: int, theta: float, sections, *,
+                            layout: str = "interleaved", section_layout: str = "blocks"):
     n_freq = rotary_dim // 2
-    owner = [s % 3 for s, count in enumerate(sections) for _ in range(count)]
+    if section_layout == "blocks":
+        owner = [s % 3 for s, count in enumerate(sections) for _ in range(count)]
+    else:  # Qwen3-VL: t h w t h w ... until h/w run out of frequencies
+        owner = []
+        left = {1: sections[1], 2: sections[2]}
+        for j in range(n_freq):
+            ax = j % 3
+            if ax and left[ax] > 0 and j < 3 * sections[ax]:
+                left[ax] -= 1
+                owner.append(ax)
+            else:
+                owner.append(0)
     total = positions.shape[1]
     cos = torch.zeros(total, rotary_dim, dtype=torch.float64)
     sin = torch.zeros(total, rotary_dim, dtype=torch.float64)
     for t in range(total):
         for j in range(n_freq):
             a = torch.tensor(float(positions[owner[j], t]) * theta ** (-2 * j / rotary_dim), dtype=torch.float64)
-            cos[t, 2 * j] = cos[t, 2 * j + 1] = torch.cos(a)
-            sin[t, 2 * j] = sin[t, 2 * j + 1] = torch.sin(a)
+            cols = (2 * j, 2 * j + 1) if layout == "interleaved" else (j, j + n_freq)
+            for c in cols:
+                cos[t, c], sin[t, c] = torch.cos(a), torch.sin(a)
     return cos.float(), sin.float()
+
+
+def rope_cos_sin(positions: torch.Tensor, rotary_dim: int, theta: float, *, layout: str = "half"):
+    """Plain 1-D rope: ``positions (T,)`` -> fp32 ``cos, sin (T, rotary_dim)`` (every frequency on one axis)."""
+    pos = positions.reshape(1, -1).expand(3, -1)
+    return mrope_cos_sin(pos, rotary_dim, theta, (rotary_dim // 2,), layout=layout)
 
 
 def apply_rope_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

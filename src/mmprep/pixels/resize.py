@@ -30,13 +30,16 @@ CV_CUBIC_MAX_SHRINK = 1.15
 def _nchw(img: np.ndarray):
     """uint8 ``(H, W, 3)`` array -> ``(1, 3, H, W)`` channels_last tensor view.
 
-    No copy: the HWC bytes are the channels_last layout, the one torch's uint8 AVX2 resize
+    No copy (except of a read-only buffer): the HWC bytes are the channels_last layout, the one torch's uint8 AVX2 resize
     kernels work in (an NCHW-contiguous input is repacked to RGBA and back: 2x slower, measured).
     ``pixels._torch_frames`` already passes clips this way.
     """
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(img))[None].permute(0, 3, 1, 2)
+    arr = np.ascontiguousarray(img)
+    if not arr.flags.writeable:  # PIL / PyAV buffers: torch warns on (and must not share) read-only memory
+        arr = arr.copy()
+    return torch.from_numpy(arr)[None].permute(0, 3, 1, 2)
 
 
 def _hwc(y) -> np.ndarray:

@@ -1,15 +1,14 @@
 """Where engines disagree on Isaac (docs/engines.md).
 
 Read: the seed S0 (vLLM ``isaac.py``); vLLM main ``model_executor/models/isaac.py`` @4cb6572b
-(``get_mrope_input_positions``: the same positions as the seed); the released model's (Perceptron / transformers') rule, which
-the Isaac model work adds as ``IsaacSpec.mrope_rule="perceptron"``: this table only selects it.
+(``get_mrope_input_positions``: the same positions as the seed); the released model's rule
+(Perceptron / transformers) is ``IsaacSpec.mrope_rule="perceptron"`` (``positions.py``); this
+table only selects it.
 """
 
 from __future__ import annotations
 
 from ...engines import EngineRule
-
-MROPE_RULES = ("vllm", "perceptron")
 
 RULES = (
     EngineRule(

@@ -13,8 +13,9 @@ from ...errors import InvalidInputError, item_prefix
 from ...family import DEFAULT_BACKEND, require_none, unsupported
 from ...types import ImagePlan
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
+from .positions import MROPE_RULES
 from .sizing import isaac_target_size, isaac_target_size_np
-from .engines import MROPE_RULES, RULES
+from .engines import RULES
 from .spec import IsaacSpec
 
 
@@ -29,6 +30,8 @@ class Isaac:
     def __init__(self, spec: IsaacSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or IsaacSpec(), overrides)
         check_spec(self.spec)
+        if self.spec.mrope_rule not in MROPE_RULES:
+            raise InvalidInputError(f"IsaacSpec.mrope_rule must be one of {MROPE_RULES}, got {self.spec.mrope_rule!r}")
         s = self.spec
         if s.min_num_patches is not None and s.min_num_patches > s.max_num_patches:
             raise InvalidInputError(
@@ -36,8 +39,6 @@ class Isaac:
             )
         if s.patch_size <= 0 or s.pixel_shuffle_scale <= 0 or s.max_num_patches <= 0 or s.eps <= 0:
             raise InvalidInputError(f"IsaacSpec sizes must be positive: {s}")
-        if s.mrope_rule not in MROPE_RULES:
-            raise InvalidInputError(f"mrope_rule must be one of {MROPE_RULES}, got {s.mrope_rule!r}")
 
     def __repr__(self) -> str:
         return "Isaac()"
@@ -162,7 +163,8 @@ class Isaac:
         (offset of the first placeholder token and the grid in patches, per item)."""
         from .positions import isaac_mrope_positions
 
-        return isaac_mrope_positions(num_tokens, features, self.spec.pixel_shuffle_scale)
+        return isaac_mrope_positions(num_tokens, features, self.spec.pixel_shuffle_scale,
+                                     self.spec.mrope_rule)
 
 
 def _plan(x):

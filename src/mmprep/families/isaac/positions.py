@@ -1,5 +1,15 @@
 """Isaac MRoPE positions (SPEC §6, traps T6-T8): only the t row is offset; h and w stay raw.
-Text between images starts at the max over all rows + 1, text after the last image at last t + 1.
+
+Two rules for where text (or the next image) continues after an image, named by
+``IsaacSpec.mrope_rule``:
+
+* ``"vllm"`` (default, the seed's ``get_mrope_input_positions``): text between images starts at
+  the max over all three rows of the image + 1, i.e. ``max(t, h-1, w-1) + 1``; text after the
+  last image at the image's t + 1.
+* ``"perceptron"`` (the released model's own code, HF Isaac / TensorStream): the running position
+  advances by 1 after every image, so whatever follows starts at the image's t + 1.
+
+They differ only when an image is followed by another image later in the prompt.
 """
 
 from __future__ import annotations
@@ -11,10 +21,15 @@ import numpy as np
 from ...positions import _grid_pattern, _llm_blocks
 
 
+MROPE_RULES = ("vllm", "perceptron")
+
+
 def isaac_mrope_positions(
-    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2
+    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2, rule: str = "vllm"
 ) -> tuple[np.ndarray, int]:
     """Isaac positions ``(3, L)`` int64 and the delta: offset on the t row only (T6, T7)."""
+    if rule not in MROPE_RULES:
+        raise ValueError(f"unknown Isaac mrope_rule {rule!r}; use one of {MROPE_RULES}")
     blocks = _llm_blocks(num_tokens, features, pixel_shuffle_scale, ("image",))
     out = np.empty((3, num_tokens), dtype=np.int64)
     st = nxt = 0
@@ -26,7 +41,8 @@ def isaac_mrope_positions(
         block = _grid_pattern(1, h, w)
         block[0] += start
         out[:, offset:offset + n] = block
-        nxt = max(start, h - 1, w - 1) + 1  # text between images: max over all rows + 1
+        # vllm: text between images at max over all rows + 1; perceptron: t + 1
+        nxt = max(start, h - 1, w - 1) + 1 if rule == "vllm" else start + 1
         last_t = start
         st = offset + n
     if st < num_tokens:
@@ -36,7 +52,7 @@ def isaac_mrope_positions(
 
 
 def isaac_mrope_positions_reference(
-    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2
+    num_tokens: int, features: Sequence, pixel_shuffle_scale: int = 2, rule: str = "vllm"
 ) -> tuple[np.ndarray, int]:
     """Token-by-token Isaac positions (offset on t only; trailing text from the last t + 1)."""
     blocks = _llm_blocks(num_tokens, features, pixel_shuffle_scale, ("image",))
@@ -51,7 +67,7 @@ def isaac_mrope_positions_reference(
         start = base + len(text)
         image = [(start, y, x) for y in range(h) for x in range(w)]
         cols += image
-        seg_max = max(max(c) for c in image)
+        seg_max = max(max(c) for c in image) if rule == "vllm" else start
         last_t = image[-1][0]
         st = offset + h * w
     if st < num_tokens:

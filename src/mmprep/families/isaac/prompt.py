@@ -39,7 +39,7 @@ ISAAC = Rules(
     modalities=("image",),
     targets=lambda f, v: ([tk.Target("image", (v.token_id(f.spec.image_pad_token),))], {}),
     pieces={"image": lambda f, p: isaac_image_pieces(f.spec, p.num_tokens)},
-    mrope=lambda n, feats, spec: isaac_mrope_positions(n, feats, spec.pixel_shuffle_scale),
+    mrope=lambda n, feats, spec: isaac_mrope_positions(n, feats, spec.pixel_shuffle_scale, spec.mrope_rule),
     prepare_text=_isaac_text,
 )
 

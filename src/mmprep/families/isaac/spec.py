@@ -23,7 +23,9 @@ class IsaacSpec:
     vision_token: str = "<image>"  # what the user writes
     image_pad_token: str = "<|image_pad|>"  # what the prompt holds, once per token
     text_head_dim: int = 128  # for the MRoPE sections [hd//4, hd//8, hd//8]
-    mrope_rule: str = "vllm"  # text after an image: "vllm" (max(t, h-1, w-1) + 1) or "perceptron" (+1)
+    # where positions continue after an image: "vllm" (the seed, default) or "perceptron"
+    # (the released model's code: +1 after every image); see families/isaac/positions.py
+    mrope_rule: str = "vllm"
 
     @property
     def mrope_section(self) -> tuple[int, int, int]:
