@@ -394,3 +394,16 @@ def test_omni_video_pixels_follow_the_tubelet_rule():
     padded = np.concatenate([ours, ours[-1:]])  # 8 frames -> 4 tubelets of 2 x 3 channels
     assert ref.shape == (4, 6, 384, 672)
     np.testing.assert_allclose(padded.reshape(4, 6, 384, 672), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("total, h, w", [(45, 72, 128), (33, 100, 60), (1, 64, 64)])
+def test_transformers_omni_video_keeps_every_frame(total, h, w):
+    """The Omni video processor samples nothing by default: every frame, ceil(T/2) tubelets."""
+    frames = np.zeros((total, h, w, 3), np.uint8)
+    out = _omni_video_processor()(videos=[frames], return_tensors="np")
+    tubelets, _, th, tw = np.asarray(out["pixel_values_videos"]).shape[1:]
+    omni = mmprep.load(OMNI, engine="transformers")
+    assert int(omni.count_video_tokens([total], [30.0], [h], [w])[0]) == tubelets * (th // 16) * (tw // 16) // 4
+    plan = omni.plan_video(VideoMetadata(total, 30.0, h, w))
+    assert plan.num_frames == total and plan.grid == (tubelets, th // 16, tw // 16)
+    assert mmprep.load(OMNI).plan_video(VideoMetadata(total, 30.0, h, w)).num_frames == min(total, 32)

@@ -38,6 +38,15 @@ RULES = (
         applies=_omni,
     ),
     EngineRule(
+        "video_frames",
+        "Omni video frames: vLLM's loader keeps 32 (linspace) vs transformers' video processor keeps every frame given",
+        {"transformers": {"video_num_frames": 0}},
+        {"vllm-seed": "the opencv loader: min(32, total) frames, evenly spaced",
+         "vllm": "the same loader (the engine's --media-io-kwargs may change num_frames)",
+         "transformers": "do_sample_frames is off by default: every frame of the decoded video"},
+        applies=_omni,
+    ),
+    EngineRule(
         "evs",
         "Efficient Video Sampling: vLLM prunes video tokens (--video-pruning-rate); transformers' processor never does",
         {"transformers": {"video_pruning_rate": 0.0}},

@@ -30,7 +30,8 @@ class NemotronVL:
 
     def __init__(self, spec: NemotronSpec | None = None, **overrides: Any):
         self.spec = s = with_overrides(spec or NemotronSpec(), overrides)
-        check_spec(s, non_negative=("video_fps", "video_pruning_rate"), any_int=("max_num_patches",))
+        check_spec(s, non_negative=("video_fps", "video_pruning_rate", "video_num_frames"),
+                   any_int=("max_num_patches",))
         if s.dynamic:
             if s.use_thumbnail:
                 raise InvalidInputError("the dynamic-resolution tiler has no thumbnail (use_thumbnail must be False)")

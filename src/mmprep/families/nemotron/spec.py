@@ -33,7 +33,7 @@ class NemotronSpec:
     ps_version: str = "v2"
     video_frame_tokens_rule: str = "prompt_update"  # or "processor": see tokens_per_frame
     video_pruning_rate: float = 0.7  # EVS; 0 turns pruning off
-    video_num_frames: int = 32  # vLLM's default video loader: frames to sample
+    video_num_frames: int = 32  # vLLM's default video loader: frames to sample; 0: every frame
     video_fps: float = 0.0  # vLLM's opencv loader: <= 0 means "no fps target"
     video_max_num_tiles: int = 1  # videos use one tile per frame
     video_patch_size: int | None = None  # px; the video processor's, None = patch_size
