@@ -51,6 +51,8 @@ _LAZY = {
     "probe_audio": "io.audio",
     "models": "models",
     "evs": "evs",
+    "explain": "explain",
+    "engines": "engines",
 }
 
 

@@ -3,6 +3,7 @@
     mmprep count --model glm-4.1v photos/*.jpg          # a table, headers only (no decode)
     mmprep count --model isaac --json a.png b.jpg       # one JSON object per file, then a total
     mmprep plan --model nemotron-nano-vl --height 1080 --width 1920
+    mmprep explain --model glm-4.6v clip.mp4 --engines  # why a count is what it is; per engine
     mmprep models                                       # the known model names
     mmprep generate --model DIR --image x.jpg --prompt "Describe it."   (needs torch)
 """
@@ -141,6 +142,10 @@ def build_parser(with_generate: bool = False) -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the known model names")
 
+    from .explain_cli import add_explain_parser
+
+    add_explain_parser(sub)
+
     if with_generate:
         from .models.cli import add_generate_parser  # imports torch
 
@@ -166,6 +171,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_count(args, out)
         if args.command == "plan":
             return cmd_plan(args, out)
+        if args.command == "explain":
+            from .explain_cli import cmd_explain
+
+            return cmd_explain(args, out)
         if args.command == "models":
             print("\n".join(MODEL_NAMES), file=out)
             return 0

@@ -30,6 +30,8 @@ class Family(Protocol):
     name: str  # family name: "glm4v", "isaac", "nemotron"
     spec: Any  # the family's frozen Spec dataclass
     modalities: tuple[str, ...]  # what this checkpoint takes, e.g. ("image", "video")
+    engine: str  # whose rules where engines differ: "vllm-seed" (default), "transformers", "vllm"
+    engine_rules: tuple[Any, ...]  # the family's mmprep.engines.EngineRule table
 
     # -- plans: pure functions of metadata; every other method reads them --------------------
     def plan_image(self, height: int, width: int, *, index: int | None = None) -> ImagePlan: ...
@@ -63,6 +65,16 @@ class Family(Protocol):
 
     def prompt(self, text: Any, *, images: Any = (), videos: Any = (), audios: Any = (),
                tokenizer: Any = None, **options: Any) -> Batch: ...
+
+    # -- explain: each decision with its numbers, ending at the plan's figures (mmprep.explain) --
+    def explain_image(self, height: int, width: int) -> Any: ...
+
+    def explain_video(self, source: Any, **kwargs: Any) -> Any: ...
+
+    def explain_audio(self, source: Any, **kwargs: Any) -> Any: ...
+
+    def explain(self, text: Any, *, images: Any = (), videos: Any = (), audios: Any = (),
+                tokenizer: Any = None, **options: Any) -> Any: ...
 
 
 def unsupported(family: Any, modality: str) -> UnsupportedModalityError:

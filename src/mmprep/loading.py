@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .engines import check_engine, engine_overrides
 from .errors import MmprepError, UnknownModelError
 from .families.glm4v import Glm4v, GlmSpec
 from .families.glm4v.spec import VERSIONS as GLM_VERSIONS
@@ -48,15 +49,18 @@ _ALIASES = {
 MODEL_NAMES = tuple(_PRESETS)
 
 
-def load(name_or_path: str | Path, **overrides: Any) -> Family:
+def load(name_or_path: str | Path, *, engine: str | None = None, **overrides: Any) -> Family:
     """A family object for a model name, HF repo id or local checkpoint directory.
 
-    ``overrides`` are spec field names (e.g. ``max_num_tiles=6``); an unknown field raises
-    :class:`UnknownModelError`, as does an unknown name.
+    ``engine``: whose rules to follow where engines disagree: ``"vllm-seed"`` (default, the
+    seeds), ``"transformers"`` or ``"vllm"`` (docs/engines.md lists every rule).
+    ``overrides`` are spec field names (e.g. ``max_num_tiles=6``); they win over the engine's
+    settings. An unknown field raises :class:`UnknownModelError`, as does an unknown name.
     """
+    engine = check_engine(engine)
     path = Path(name_or_path)
     if path.is_dir():
-        return load_checkpoint(path, **overrides)
+        return with_engine(load_checkpoint(path, **overrides), engine, overrides)
     key = str(name_or_path).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _PRESETS:
@@ -65,7 +69,17 @@ def load(name_or_path: str | Path, **overrides: Any) -> Family:
             f"(or their HF repo ids, or a local checkpoint directory)"
         )
     ctor, preset = _PRESETS[key]
-    return ctor(**{**preset, **overrides})
+    return with_engine(ctor(**{**preset, **overrides}), engine, overrides)
+
+
+def with_engine(family: Any, engine: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The same checkpoint under another engine's profile (explicit ``overrides`` still win)."""
+    engine = check_engine(engine)
+    settings = engine_overrides(family.engine_rules, engine, family.spec)
+    settings = {k: v for k, v in settings.items() if k not in (overrides or {})}
+    out = type(family)(family.spec, **settings) if settings else family
+    out.engine = engine
+    return out
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -117,11 +117,12 @@ def dedupe_keep_first(indices) -> list[int]:
 # -- Nemotron: vLLM's video loaders ------------------------------------------------------------
 
 
-def fps_indices(duration, video_fps, max_idx: int, fps, max_duration) -> tuple[list[int], str]:
+def fps_indices(duration, video_fps, max_idx: int, fps, max_duration, min_frames: int = 0) -> tuple[list[int], str]:
     """Frames at ``fps`` per second up to ``max_duration`` s, else evenly over it (SPEC §3.2 steps 3-4):
-    GLM-4.1V's sampler and vLLM's ``opencv_dynamic`` loader share this rule."""
+    GLM-4.1V's sampler and vLLM's ``opencv_dynamic`` loader share this rule. ``min_frames``: at
+    least this many frames on the short branch (transformers' GLM-4.1V sampler takes 1)."""
     if duration <= max_duration:
-        n = int(math.floor(duration * fps))
+        n = max(int(math.floor(duration * fps)), min_frames)
         # i * video_fps first, then / fps: the reference's order
         raw = np.ceil((np.arange(n, dtype=np.float64) * video_fps) / fps)
         return np.minimum(max_idx, raw).astype(np.int64).tolist(), "fps"

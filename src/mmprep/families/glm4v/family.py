@@ -16,6 +16,7 @@ from ...family import DEFAULT_BACKEND, require_none, unsupported
 from ...types import ImagePlan
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
 from .sizing import MAX_RATIO, smart_resize, smart_resize_np
+from .engines import RULES
 from .spec import VERSIONS, GlmSpec
 
 
@@ -24,12 +25,18 @@ class Glm4v:
 
     name = "glm4v"
     modalities = ("image", "video")
+    engine = "vllm-seed"  # mmprep.load(..., engine=) sets it; the rules: engines.RULES
+    engine_rules = RULES
 
     def __init__(self, spec: GlmSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or GlmSpec(), overrides)
         check_spec(self.spec, non_negative=tuple(f for f in GlmSpec.__dataclass_fields__ if f.endswith("_id")))
         if self.spec.version not in VERSIONS:
             raise InvalidInputError(f"GlmSpec.version must be one of {tuple(VERSIONS)}, got {self.spec.version!r}")
+        for name, allowed in (("timestamp_rule", ("int_seconds", "frame_seconds")),
+                              ("short_clip_rule", ("none", "one_frame")), ("video_token_rule", ("video", "image"))):
+            if getattr(self.spec, name) not in allowed:
+                raise InvalidInputError(f"{name} must be one of {allowed}, got {getattr(self.spec, name)!r}")
 
     def __repr__(self) -> str:
         return f"Glm4v(version={self.spec.version!r})"
@@ -147,6 +154,40 @@ class Glm4v:
         from .prompt import GLM
 
         return GLM.placeholder(self, plan)
+
+    # -- explain -----------------------------------------------------------------------------
+
+    def explain_image(self, height: int, width: int):
+        """The smart_resize steps behind ``plan_image(height, width)`` (:mod:`mmprep.explain`)."""
+        from .explain import glm_explain_image
+
+        return glm_explain_image(self, height, width)
+
+    def explain_video(self, source, **kwargs):
+        """Sampler branch, frames, timestamps, resize and groups behind ``plan_video(source)``."""
+        from .explain import glm_explain_video
+
+        return glm_explain_video(self, self.plan_video(source, **kwargs))
+
+    def explain_audio(self, source, **kwargs):
+        raise unsupported(self, "audio")
+
+    def explain(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **options):
+        """A whole prompt's account: items, spans, text tokens, MRoPE offsets (with a tokenizer)."""
+        from ...explain import explain_prompt
+        from ...types import ImagePlan, VideoPlan
+        from .explain import glm_explain_image, glm_explain_video
+
+        require_none(self, audios=audios)
+
+        def item(modality, x, i):
+            if modality == "image":
+                plan = x if isinstance(x, ImagePlan) else self.plan_image(*x, index=i)
+                return glm_explain_image(self, plan.orig_height, plan.orig_width, plan)
+            return glm_explain_video(self, x if isinstance(x, VideoPlan) else self.plan_video(x, index=i))
+
+        return explain_prompt(self, text, images=images, videos=videos, tokenizer=tokenizer, explain_item=item,
+                              **options)
 
     def mrope_positions(self, num_tokens: int, features):
         """``(positions (3, L) int64, delta)`` for a prompt of ``num_tokens`` with media ``features``

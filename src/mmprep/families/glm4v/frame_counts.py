@@ -45,15 +45,17 @@ def _pad(u: np.ndarray) -> np.ndarray:
     return u + (u & 1)
 
 
-def glm41v_frame_counts(total: np.ndarray, fps: np.ndarray, vp_fps: float, max_duration: float) -> np.ndarray:
-    """Frames GLM-4.1V keeps per video (int64), ``duration = total / fps``."""
+def glm41v_frame_counts(total: np.ndarray, fps: np.ndarray, vp_fps: float, max_duration: float,
+                        min_frames: int = 0) -> np.ndarray:
+    """Frames GLM-4.1V keeps per video (int64), ``duration = total / fps``; ``min_frames=1``:
+    transformers samples at least one frame of a clip shorter than one sampling period."""
     total = total.astype(np.int64)
     duration = total / fps
     out = np.empty(total.size, dtype=np.int64)
     short = duration <= max_duration
     # fps branch: idx_i = min(M-1, ceil(i * fps / vp_fps)) for i < floor(duration * vp_fps)
     sel = np.flatnonzero(short)
-    n = np.floor(duration[sel] * vp_fps).astype(np.int64)
+    n = np.maximum(np.floor(duration[sel] * vp_fps).astype(np.int64), min_frames)
     owner, i, _ = _ragged(n)
     raw = np.ceil((i.astype(np.float64) * fps[sel][owner]) / vp_fps)
     vals = np.minimum(total[sel][owner] - 1, raw)
@@ -134,6 +136,7 @@ def _loop_picks(total, fps, target, max_second, tps: int) -> tuple[np.ndarray, n
 def glm_frame_counts(spec, total: np.ndarray, fps: np.ndarray) -> np.ndarray:
     """Frames the spec's GLM sampler keeps per video."""
     if spec.version == "4.1v":
-        return glm41v_frame_counts(total, fps, spec.video_fps, spec.video_max_duration)
+        return glm41v_frame_counts(total, fps, spec.video_fps, spec.video_max_duration,
+                                   int(spec.short_clip_rule == "one_frame"))
     return glm46v_frame_counts(total, fps, spec.temporal_patch_size)
 

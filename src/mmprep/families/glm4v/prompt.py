@@ -21,10 +21,11 @@ from ...types import Batch, VideoPlan
 from .positions import glm_mrope_positions
 
 
-def glm_timestamp_text(version: str, second: int) -> str:
-    """``"3"`` for GLM-4.1V, ``"3.0 seconds"`` for 4.6V (the value is whole seconds, T20)."""
+def glm_timestamp_text(version: str, second: float) -> str:
+    """``"3"`` for GLM-4.1V, ``"3.0 seconds"`` for 4.6V (the seed's value is whole seconds, T20;
+    transformers' ``idx / fps`` prints one decimal: ``"2.5 seconds"``)."""
     if version == "4.1v":
-        return "{}".format(second)
+        return "{}".format(int(second))
     if version == "4.6v":
         return "{:.1f} seconds".format(second)
     raise InvalidInputError(f"GLM version must be '4.1v' or '4.6v', got {version!r}")
@@ -55,10 +56,11 @@ def glm_video_pieces(spec: Any, timestamps: Sequence[int], grid: Sequence[int]) 
     if spec.video_merge <= 0:
         raise InvalidInputError(f"merge_size must be positive, got {spec.video_merge}")
     n = h * w // spec.video_merge**2
+    slot = spec.image_token if getattr(spec, "video_token_rule", "video") == "image" else spec.video_token
     pieces = [Piece(spec.video_start_token)]
     for ts in timestamps:
         pieces += [
-            Piece(spec.image_start_token), Piece(spec.video_token, n, feature=True),
+            Piece(spec.image_start_token), Piece(slot, n, feature=True),
             Piece(spec.image_end_token), Piece(glm_timestamp_text(spec.version, ts), kind="text"),
         ]
     pieces.append(Piece(spec.video_end_token))

@@ -41,6 +41,11 @@ def _glm_finish(indices, video_fps) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(uniq), tuple(secs[::FRAMES_PER_TIMESTAMP].tolist())
 
 
+def frame_seconds(frame_indices, video_fps) -> tuple[float, ...]:
+    """transformers' timestamps: ``idx / fps`` (float s) of every other frame (``[::2]``)."""
+    return tuple(int(i) / video_fps for i in frame_indices[::FRAMES_PER_TIMESTAMP])
+
+
 def chosen_frames(frame_indices, total_frames: int, video_fps) -> FrameSample:
     """Frames the caller chose (indices into the original video at ``video_fps`` frames/s),
     finished as the samplers finish their own: de-duplicated, padded to pairs, stamped."""
@@ -55,14 +60,16 @@ def chosen_frames(frame_indices, total_frames: int, video_fps) -> FrameSample:
 
 
 def glm41v_sample_frames(
-    total_frames: int, metadata: Mapping[str, Any], *, fps: float = 2, max_duration: float = 300
+    total_frames: int, metadata: Mapping[str, Any], *, fps: float = 2, max_duration: float = 300,
+    min_frames: int = 0,
 ) -> FrameSample:
     """GLM-4.1V frames and timestamps (SPEC §3.2).
 
     ``total_frames``: frames vLLM received (``len(video_array)``), used when metadata has no
     ``total_num_frames``. ``fps``/``max_duration``: the video processor's sampling rate
     (frames/s) and cap (s). ``metadata["do_sample_frames"]`` is required, as in the reference.
-    An empty result (a clip shorter than one sampling period) is returned as is.
+    An empty result (a clip shorter than one sampling period) is returned as is; ``min_frames=1``
+    samples frame 0 there instead (transformers' ``Glm4vVideoProcessor.sample_frames``).
     """
     fps = _check_fps(fps, "video processor fps")
     _check_duration(max_duration)
@@ -72,7 +79,7 @@ def glm41v_sample_frames(
     if not metadata["do_sample_frames"]:
         indices, branch = _passthrough(metadata, meta_frames), "passthrough"
     else:
-        indices, branch = fps_indices(duration, video_fps, meta_frames - 1, fps, max_duration)
+        indices, branch = fps_indices(duration, video_fps, meta_frames - 1, fps, max_duration, min_frames)
     frames, stamps = _glm_finish(indices, video_fps)
     return FrameSample(frames, stamps, branch, len(indices))
 

@@ -51,6 +51,10 @@ class GlmSpec:
     video_token_id: int = VERSIONS["4.1v"]["video_token_id"]
     mrope_section: tuple[int, int, int] = (8, 12, 12)
     max_position_embeddings: int = VERSIONS["4.1v"]["max_position_embeddings"]
+    # engine rules (families/glm4v/engines.py sets them per engine; the defaults are the seed's)
+    timestamp_rule: str = "int_seconds"  # "int_seconds": int(idx / fps); "frame_seconds": idx / fps
+    short_clip_rule: str = "none"  # GLM-4.1V under one sampling period: "none" (no frame), "one_frame"
+    video_token_rule: str = "video"  # token of a video frame's slots: "video" (<|video|>) or "image"
 
     @property
     def factor(self) -> int:

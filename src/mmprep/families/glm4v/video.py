@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,9 @@ from ...errors import InvalidInputError, MmprepError, item_prefix
 from ...video import _decode_batch, _meta, video_arrays, vllm_metadata
 from ...types import PixelBatch, VideoMetadata, VideoPlan
 from ...validate import check_size, finish_counts
-from .sampling import FRAMES_PER_TIMESTAMP, FrameSample, chosen_frames, glm41v_sample_frames, glm46v_sample_frames
+from .sampling import (
+    FRAMES_PER_TIMESTAMP, FrameSample, chosen_frames, frame_seconds, glm41v_sample_frames, glm46v_sample_frames,
+)
 from .sizing import MAX_RATIO, smart_resize, smart_resize_np
 from .frame_counts import glm_frame_counts
 
@@ -19,8 +22,15 @@ from .frame_counts import glm_frame_counts
 def glm_sample(spec: Any, total_frames: int, metadata: Mapping[str, Any]) -> FrameSample:
     """The spec's sampler: GLM-4.1V (``video_fps``, ``video_max_duration``) or GLM-4.6V."""
     if spec.version == "4.1v":
-        return glm41v_sample_frames(total_frames, metadata, fps=spec.video_fps, max_duration=spec.video_max_duration)
-    return glm46v_sample_frames(total_frames, metadata, temporal_patch_size=spec.temporal_patch_size)
+        sample = glm41v_sample_frames(total_frames, metadata, fps=spec.video_fps, max_duration=spec.video_max_duration,
+                                      min_frames=int(spec.short_clip_rule == "one_frame"))
+    else:
+        sample = glm46v_sample_frames(total_frames, metadata, temporal_patch_size=spec.temporal_patch_size)
+    if spec.timestamp_rule == "frame_seconds" and sample.frame_indices:
+        video_fps = metadata.get("fps") if isinstance(metadata, Mapping) else None
+        if video_fps:
+            sample = dataclasses.replace(sample, timestamps=frame_seconds(sample.frame_indices, video_fps))
+    return sample
 
 
 def glm_plan_video(
@@ -46,7 +56,10 @@ def glm_plan_video(
     height, width = check_size(meta.height, meta.width, index)
     try:
         if frame_indices is not None:
-            sample = chosen_frames(frame_indices, meta.total_frames, meta.fps if fps is None else fps)
+            video_fps = meta.fps if fps is None else fps
+            sample = chosen_frames(frame_indices, meta.total_frames, video_fps)
+            if s.timestamp_rule == "frame_seconds":
+                sample = dataclasses.replace(sample, timestamps=frame_seconds(sample.frame_indices, video_fps))
         else:
             sample = glm_sample(s, meta.total_frames, metadata if metadata is not None else vllm_metadata(meta))
     except MmprepError as e:

@@ -15,6 +15,7 @@ from ...types import ImagePlan
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
 from .positions import MROPE_RULES
 from .sizing import isaac_target_size, isaac_target_size_np
+from .engines import RULES
 from .spec import IsaacSpec
 
 
@@ -23,6 +24,8 @@ class Isaac:
 
     name = "isaac"
     modalities = ("image",)
+    engine = "vllm-seed"  # mmprep.load(..., engine=) sets it; the rules: engines.RULES
+    engine_rules = RULES
 
     def __init__(self, spec: IsaacSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or IsaacSpec(), overrides)
@@ -130,6 +133,31 @@ class Isaac:
 
         return ISAAC.placeholder(self, plan)
 
+    # -- explain -----------------------------------------------------------------------------
+
+    def explain_image(self, height: int, width: int):
+        """The sizing decisions behind ``plan_image(height, width)`` (:mod:`mmprep.explain`)."""
+        from .explain import isaac_explain_image
+
+        return isaac_explain_image(self, height, width)
+
+    def explain_video(self, source, **kwargs):
+        raise unsupported(self, "video")
+
+    def explain_audio(self, source, **kwargs):
+        raise unsupported(self, "audio")
+
+    def explain(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **options):
+        """A whole prompt's account: items, spans, text tokens, MRoPE offsets (with a tokenizer)."""
+        from ...explain import explain_prompt
+        from .explain import isaac_explain_image
+
+        require_none(self, videos=videos, audios=audios)
+        return explain_prompt(
+            self, text, images=images, tokenizer=tokenizer, **options,
+            explain_item=lambda m, x, i: isaac_explain_image(self, *_size(x), plan=_plan(x)),
+        )
+
     def mrope_positions(self, num_tokens: int, features):
         """``(positions (3, L) int64, delta)`` for a prompt of ``num_tokens`` with media ``features``
         (offset of the first placeholder token and the grid in patches, per item)."""
@@ -137,3 +165,11 @@ class Isaac:
 
         return isaac_mrope_positions(num_tokens, features, self.spec.pixel_shuffle_scale,
                                      self.spec.mrope_rule)
+
+
+def _plan(x):
+    return x if isinstance(x, ImagePlan) else None
+
+
+def _size(x):
+    return (x.orig_height, x.orig_width) if isinstance(x, ImagePlan) else tuple(x)

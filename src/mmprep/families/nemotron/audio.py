@@ -76,7 +76,7 @@ def _token_counts(n: np.ndarray, s, variant: str) -> np.ndarray:
     if variant == "vllm":
         return np.maximum(1, subsampled_length(n // hop, factor))
     if variant == "transformers":  # NemotronHOmniProcessor._estimate_audio_num_embeddings
-        return subsampled_length(1 + n // hop, factor)
+        return np.maximum(1, subsampled_length(1 + n // hop, factor))
     if variant == "vllm-clips":
         clip = int(round(CLIP_SECONDS * s.audio_sampling_rate))
         tail = int(round(CLIP_MIN_SECONDS * s.audio_sampling_rate))
@@ -115,7 +115,7 @@ def _samples_array(num_samples, seconds, rate: int, on_error: str = "raise") -> 
     return n, ok
 
 
-def nemotron_count_audio_tokens(family: Any, num_samples=None, *, seconds=None, variant: str = "vllm",
+def nemotron_count_audio_tokens(family: Any, num_samples=None, *, seconds=None, variant: str | None = None,
                                 on_error: str = "raise"):
     """``<so_embedding>`` tokens per audio from its length alone; vectorized (int or int64 array).
 
@@ -127,7 +127,7 @@ def nemotron_count_audio_tokens(family: Any, num_samples=None, *, seconds=None, 
     """
     s = _spec(family)
     n, ok = _samples_array(num_samples, seconds, s.audio_sampling_rate, on_error)
-    out = np.where(ok, _token_counts(n, s, variant), -1).astype(np.int64)
+    out = np.where(ok, _token_counts(n, s, variant or s.audio_token_rule), -1).astype(np.int64)
     return int(out) if out.ndim == 0 else out
 
 
@@ -155,7 +155,7 @@ def _make_plan(n: int, s, prefix: str, max_seconds: float | None) -> AudioPlan:
             f"per-utterance normalization needs >= 2 (>= {2 * s.audio_hop_length} samples, "
             f"{2 * s.audio_hop_length / rate * 1000:.0f} ms) and would return NaN features"
         )
-    tokens = int(_token_counts(np.int64(n), s, "vllm"))
+    tokens = int(_token_counts(np.int64(n), s, s.audio_token_rule))
     return AudioPlan(num_samples=n, sampling_rate=rate, num_frames=frames, num_tokens=tokens)
 
 

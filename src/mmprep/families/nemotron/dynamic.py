@@ -57,15 +57,19 @@ def dynamic_budgets(
     max_num_patches: float,
     factor_max: float = 1.0,
     patches_per_token: int = 4,
+    one_pass: bool = False,
 ) -> tuple[list[tuple[int, int]], int, list[int], int]:
-    """``compute_params``: per-image grids, rounds taken, last budgets and the patch budget."""
+    """``compute_params``: per-image grids, rounds taken, last budgets and the patch budget.
+
+    ``one_pass``: every image keeps the first-round budget, with no check of the total
+    (transformers' Omni image processor)."""
     budget, first = first_round_budget(tokens_available, len(sizes), min_num_patches, max_num_patches,
                                        patches_per_token)
     per_image = [first] * len(sizes)
     for round_no in range(1, MAX_BUDGET_ROUNDS + 1):
         grids = [dynamic_grid(h, w, b, patch_size, min_num_patches, factor_max) for (h, w), b in zip(sizes, per_image)]
         counts = [th * tw for th, tw in grids]
-        if sum(counts) <= budget:
+        if sum(counts) <= budget or one_pass:
             return grids, round_no, per_image, budget
         scale = budget / sum(counts)
         shrunk = [max(min_num_patches, int(c * scale)) for c in counts]

@@ -15,6 +15,7 @@ from ...errors import BudgetError, InvalidInputError, item_prefix
 from ...family import DEFAULT_BACKEND, unsupported
 from ...types import ImagePlan, RequestPlan, TileLayout
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
+from .engines import RULES
 from .dynamic import TEXT_RESERVE, dynamic_budgets, dynamic_grid_np, first_round_budget
 from .spec import NemotronSpec
 from .tiles import internvl_closest_ratio, internvl_grid_np, internvl_target_ratios
@@ -24,10 +25,13 @@ class NemotronVL:
     """Nemotron Nano VL preprocessing: ``mmprep.load("nemotron-nano-vl")`` returns one."""
 
     name = "nemotron"
+    engine = "vllm-seed"  # mmprep.load(..., engine=) sets it; the rules: engines.RULES
+    engine_rules = RULES
 
     def __init__(self, spec: NemotronSpec | None = None, **overrides: Any):
         self.spec = s = with_overrides(spec or NemotronSpec(), overrides)
-        check_spec(s, non_negative=("video_fps", "video_pruning_rate"), any_int=("max_num_patches",))
+        check_spec(s, non_negative=("video_fps", "video_pruning_rate", "video_num_frames"),
+                   any_int=("max_num_patches",))
         if s.dynamic:
             if s.use_thumbnail:
                 raise InvalidInputError("the dynamic-resolution tiler has no thumbnail (use_thumbnail must be False)")
@@ -46,6 +50,11 @@ class NemotronVL:
             raise InvalidInputError(
                 f"video_frame_tokens_rule must be 'prompt_update' or 'processor', got {s.video_frame_tokens_rule!r}"
             )
+        for name, allowed in (("image_budget", ("request", "per_image")),
+                              ("audio_token_rule", ("vllm", "vllm-clips", "transformers")),
+                              ("resize_rule", ("pil", "torch_uint8", "torch_float"))):
+            if getattr(s, name) not in allowed:
+                raise InvalidInputError(f"{name} must be one of {allowed}, got {getattr(s, name)!r}")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -96,7 +105,8 @@ class NemotronVL:
         available = max_model_len - text_len - TEXT_RESERVE
         cap = s.max_num_patches if s.max_num_patches and s.max_num_patches > 0 else float("inf")
         grids, rounds, budgets, patch_budget = dynamic_budgets(
-            sizes, available, s.patch_size, s.min_num_patches, cap, s.factor_max, s.patches_per_token
+            sizes, available, s.patch_size, s.min_num_patches, cap, s.factor_max, s.patches_per_token,
+            one_pass=s.image_budget == "per_image",
         )
         plans = tuple(
             ImagePlan(h, w, th * s.patch_size, tw * s.patch_size, (1, th, tw), tw * th // s.patches_per_token)
@@ -144,7 +154,7 @@ class NemotronVL:
             counts = th * tw // s.patches_per_token
             ok = ok & grid_ok
             # a single image over the whole-request budget takes further rounds: rare, do it exactly
-            for i in np.flatnonzero(ok & (th * tw > budget)):
+            for i in np.flatnonzero(ok & (th * tw > budget) & (s.image_budget == "request")):
                 try:
                     counts[i] = self.plan_image(int(h[i]), int(w[i])).num_tokens
                 except BudgetError:
@@ -172,7 +182,9 @@ class NemotronVL:
     def plan_video(self, source, *, frame_indices=None, fps: float | None = None, frame_tokens=None,
                    loader: str = "opencv", index: int | None = None):
         """Frames (vLLM's ``loader`` rule, or your ``frame_indices`` at ``fps``), timestamps, one
-        S x S tile per frame, EVS-adjusted tokens (or the model's measured ``frame_tokens``)."""
+        S x S tile per frame (or, under the tubelet rule, frames at ~``video_target_num_patches``
+        in tubelets of ``video_temporal_patch_size``), EVS-adjusted tokens (or the model's
+        measured ``frame_tokens``, one per span)."""
         from .video import nemotron_plan_video
 
         return nemotron_plan_video(self, source, loader=loader, frame_indices=frame_indices, fps=fps,
@@ -188,7 +200,9 @@ class NemotronVL:
     def count_video_tokens(self, total_frames, fps, heights=1, widths=1, *, on_error: str = "raise",
                            loader: str = "opencv"):
         """Placeholder tokens of many videos from metadata alone (int64 array); equals
-        ``plan_video(VideoMetadata(total, fps)).num_tokens`` item by item (sizes do not matter)."""
+        ``plan_video(VideoMetadata(total, fps, h, w)).num_tokens`` item by item. Sizes matter only
+        under the tubelet rule (``engine="vllm"`` / ``"transformers"`` on the Omni), where the
+        default 1 x 1 means a square frame."""
         from .video import nemotron_count_video_tokens
 
         return nemotron_count_video_tokens(self.spec, total_frames, fps, heights, widths, on_error, loader)
@@ -207,8 +221,12 @@ class NemotronVL:
         if not self.spec.has_audio:
             raise unsupported(self, "audio")
 
-    def count_audio_tokens(self, num_samples=None, *, seconds=None, on_error: str = "raise", variant: str = "vllm"):
-        """``<so_embedding>`` tokens per audio from its length alone (vectorized)."""
+    def count_audio_tokens(self, num_samples=None, *, seconds=None, on_error: str = "raise",
+                           variant: str | None = None):
+        """``<so_embedding>`` tokens per audio from its length alone (vectorized).
+
+        The rule is the engine profile's (``spec.audio_token_rule``); ``variant`` overrides it
+        for one call."""
         from .audio import nemotron_count_audio_tokens
 
         self._audio()
@@ -249,6 +267,46 @@ class NemotronVL:
             self._audio()
         return nemotron_prompt(self, text, images=images, videos=videos, audios=audios,
                                tokenizer=tokenizer, **options)
+
+    # -- explain -----------------------------------------------------------------------------
+
+    def explain_image(self, height: int, width: int):
+        """Tile ratios, or the dynamic tiler's budget rounds, behind ``plan_image(height, width)``."""
+        from .explain import nemotron_explain_one_image
+
+        return nemotron_explain_one_image(self, height, width)
+
+    def explain_video(self, source, **kwargs):
+        """Loader, timestamps, frame size, spans (tubelets) and EVS behind ``plan_video(source)``."""
+        from .explain import nemotron_explain_video
+
+        return nemotron_explain_video(self, self.plan_video(source, **kwargs))
+
+    def explain_audio(self, source, **kwargs):
+        """The audio frame rule and subsampling behind ``plan_audio(source)``."""
+        from .explain import nemotron_explain_audio
+
+        self._audio()
+        return nemotron_explain_audio(self, self.plan_audio(source, **kwargs))
+
+    def explain(self, text, *, images=(), videos=(), audios=(), tokenizer=None, **options):
+        """A whole prompt's account: the request's image budget, items, spans and text tokens."""
+        from ...explain import explain_prompt
+        from ...prompt import tokens as tk
+        from .explain import nemotron_item, nemotron_request
+        from .prompt import nemotron_text_len
+
+        if audios:
+            self._audio()
+        text_len = options.get("text_len", 0)
+        if text_len == "prompt" and tokenizer is not None:
+            text_len = nemotron_text_len(self, tk.as_vocab(tokenizer), text, "prompt")
+        return explain_prompt(
+            self, text, images=images, videos=videos, audios=audios, tokenizer=tokenizer, **options,
+            explain_item=nemotron_item(self),
+            request_steps=nemotron_request(self, text_len if isinstance(text_len, int) else 0,
+                                           options.get("max_model_len")),
+        )
 
     def placeholder(self, plan):
         """The replacement one media item's placeholder becomes, as :class:`~mmprep.prompt.tokens.Piece` runs."""

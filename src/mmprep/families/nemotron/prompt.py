@@ -29,22 +29,41 @@ def nemotron_image_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
             Piece(spec.img_end_token))
 
 
-def nemotron_video_pieces(spec: Any, timestamps: Sequence[float], frame_tokens: Sequence[int]) -> tuple[Piece, ...]:
-    """Per frame: separator text, ``<img>``, ``<image>`` x n_i, ``</img>`` (seed get_video_repl).
+def nemotron_tubelet_separator(first: int, timestamps: Sequence[float]) -> str:
+    """The text before a tubelet whose frames start at ``first`` (0-based) (current vLLM):
+    ``"Frame 1 sampled at 0.00 seconds and frame 2 sampled at 0.50 seconds: "``."""
+    parts = [f"{'Frame' if j == 0 else 'frame'} {first + j + 1} sampled at {ts:.2f} seconds"
+             for j, ts in enumerate(timestamps)]
+    return " and ".join(parts) + ": "
 
-    ``timestamps`` (s) and ``frame_tokens`` are the plan's, one per frame.
+
+def nemotron_video_pieces(spec: Any, timestamps: Sequence[float], frame_tokens: Sequence[int]) -> tuple[Piece, ...]:
+    """Per frame (or tubelet): separator text, ``<img>``, ``<image>`` x n_i, ``</img>`` (get_video_repl).
+
+    ``timestamps`` (s) are the plan's, one per frame; ``frame_tokens`` one per prompt span: per
+    frame, or per tubelet of ``spec.video_temporal_patch_size`` frames. With
+    ``spec.video_frame_newline`` every separator but the first starts with ``"\n"`` (current vLLM).
     """
-    if len(timestamps) != len(frame_tokens):
+    t = getattr(spec, "video_temporal_patch_size", 1)
+    groups = -(-len(timestamps) // t)
+    if groups != len(frame_tokens):
         raise InvalidInputError(
-            f"video has {len(timestamps)} frame timestamps but {len(frame_tokens)} per-frame token counts"
+            f"video has {len(timestamps)} frame timestamps ({groups} spans of {t}) but "
+            f"{len(frame_tokens)} per-span token counts"
         )
     if not timestamps:
         raise InvalidInputError("a video needs at least one frame, got 0")
     pieces: list[Piece] = []
-    for i, (ts, n) in enumerate(zip(timestamps, frame_tokens)):
+    for i, n in enumerate(frame_tokens):
         if not is_whole(n) or n < 0:
             raise InvalidInputError(f"frame {i}: token count must be a non-negative int, got {n!r}")
-        pieces += [Piece(nemotron_separator(i, ts), kind="text"), Piece(spec.img_start_token),
+        if t > 1:
+            sep = nemotron_tubelet_separator(i * t, timestamps[i * t:(i + 1) * t])
+        else:
+            sep = nemotron_separator(i, timestamps[i])
+        if i > 0 and getattr(spec, "video_frame_newline", False):
+            sep = "\n" + sep
+        pieces += [Piece(sep, kind="text"), Piece(spec.img_start_token),
                    Piece(spec.img_context_token, int(n), feature=True), Piece(spec.img_end_token)]
     return tuple(pieces)
 

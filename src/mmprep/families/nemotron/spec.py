@@ -33,7 +33,7 @@ class NemotronSpec:
     ps_version: str = "v2"
     video_frame_tokens_rule: str = "prompt_update"  # or "processor": see tokens_per_frame
     video_pruning_rate: float = 0.7  # EVS; 0 turns pruning off
-    video_num_frames: int = 32  # vLLM's default video loader: frames to sample
+    video_num_frames: int = 32  # vLLM's default video loader: frames to sample; 0: every frame
     video_fps: float = 0.0  # vLLM's opencv loader: <= 0 means "no fps target"
     video_max_num_tiles: int = 1  # videos use one tile per frame
     video_patch_size: int | None = None  # px; the video processor's, None = patch_size
@@ -54,6 +54,14 @@ class NemotronSpec:
     audio_num_mel_bins: int = 128
     audio_subsampling_factor: int = 8
     audio_max_seconds: float = 600.0  # MAX_AUDIO_LEN_S
+    # engine rules (families/nemotron/engines.py sets them per engine; the defaults are the seed's)
+    video_temporal_patch_size: int = 1  # frames per tubelet (one prompt span per tubelet)
+    video_target_num_patches: int | None = None  # patches per frame; None: one S x S tile
+    video_maintain_aspect_ratio: bool = False  # target patches spread by the frame's aspect ratio
+    video_frame_newline: bool = False  # "\n" before every frame separator but the first
+    image_budget: str = "request"  # "request": vLLM's rounds over all images; "per_image": one pass
+    audio_token_rule: str = "vllm"  # "vllm" (n // hop), "vllm-clips", "transformers" (1 + n // hop)
+    resize_rule: str = "pil"  # "pil" (seed), "torch_uint8" (current vLLM), "torch_float" (transformers)
 
     @property
     def dynamic(self) -> bool:
@@ -79,6 +87,11 @@ class NemotronSpec:
     def video_ratio(self) -> float:
         """The video processor's downsample ratio (``video_downsample_ratio``, else ``downsample_ratio``)."""
         return self.downsample_ratio if self.video_downsample_ratio is None else self.video_downsample_ratio
+
+    @property
+    def tubelets(self) -> bool:
+        """True when frames are grouped (``video_temporal_patch_size > 1``) or resized to a patch target."""
+        return self.video_temporal_patch_size > 1 or self.video_target_num_patches is not None
 
     @property
     def tokens_per_frame(self) -> int:

@@ -40,6 +40,78 @@ def frame_duration_ms(fps: float) -> int:
     return ms
 
 
+def video_frame_size(spec: Any, height: int | None, width: int | None) -> tuple[int, int]:
+    """px ``(height, width)`` each frame is resized to.
+
+    Seed: one ``S x S`` tile. With ``video_target_num_patches`` (current vLLM
+    ``get_video_target_size_and_feature_size``, transformers' Omni video processor): a patch grid
+    near the target, aspect-preserving when ``video_maintain_aspect_ratio`` (each side rounded,
+    then both moved to even: up when the product stays within the target, else down, at least 2);
+    else the largest even square within it. An unknown size is taken as square, as vLLM's
+    ``num_video_token`` does.
+    """
+    target = spec.video_target_num_patches
+    p = spec.video_patch
+    if target is None:
+        return spec.image_size, spec.image_size
+    ph, pw = video_patch_grid(target, spec.video_maintain_aspect_ratio, round(1 / spec.video_ratio),
+                              height or 1, width or 1)
+    return ph * p, pw * p
+
+
+def video_patch_grid(target: int, keep_aspect: bool, divisor: int, height: int, width: int) -> tuple[int, int]:
+    """``(patches down, patches across)`` of one frame for a patch target (see :func:`video_frame_size`)."""
+    if not keep_aspect:
+        side = max(divisor, int(math.sqrt(target)) // divisor * divisor)
+        return side, side
+    aspect = width / max(height, 1)
+    ph = max(round(math.sqrt(target / aspect)), 1)
+    pw = max(round(math.sqrt(target * aspect)), 1)
+    if divisor > 1:
+        rh, rw = ph % divisor, pw % divisor
+        up_h, up_w = ph + (divisor - rh if rh else 0), pw + (divisor - rw if rw else 0)
+        if up_h * up_w <= target:
+            ph, pw = up_h, up_w
+        else:
+            ph, pw = max(divisor, ph - rh), max(divisor, pw - rw)
+    return ph, pw
+
+
+def video_patch_grid_np(target: int, keep_aspect: bool, divisor: int, heights, widths):
+    """Vectorized :func:`video_patch_grid` (float64 maths as Python's; round half to even)."""
+    h = np.asarray(heights, dtype=np.float64)
+    w = np.asarray(widths, dtype=np.float64)
+    if not keep_aspect:
+        side = max(divisor, int(math.sqrt(target)) // divisor * divisor)
+        return np.full(h.shape, side, np.int64), np.full(h.shape, side, np.int64)
+    aspect = w / np.maximum(h, 1.0)
+    ph = np.maximum(np.round(np.sqrt(target / aspect)), 1).astype(np.int64)
+    pw = np.maximum(np.round(np.sqrt(target * aspect)), 1).astype(np.int64)
+    if divisor > 1:
+        rh, rw = ph % divisor, pw % divisor
+        up_h = ph + np.where(rh > 0, divisor - rh, 0)
+        up_w = pw + np.where(rw > 0, divisor - rw, 0)
+        fits = up_h * up_w <= target
+        ph = np.where(fits, up_h, np.maximum(divisor, ph - rh))
+        pw = np.where(fits, up_w, np.maximum(divisor, pw - rw))
+    return ph, pw
+
+
+def tubelet_tokens(spec: Any, frame_height: int, frame_width: int) -> int:
+    """Tokens of one frame (or tubelet) of ``frame_height x frame_width`` px: the seed's
+    :attr:`tokens_per_frame` for S x S tiles, else ``int(h/p * r) * int(w/p * r)`` (current vLLM)."""
+    if spec.video_target_num_patches is None:
+        return spec.tokens_per_frame
+    p, r = spec.video_patch, spec.video_ratio
+    return int((frame_height // p) * r) * int((frame_width // p) * r)
+
+
+def num_tubelets(spec: Any, num_frames):
+    """Prompt spans of ``num_frames`` frames: ``ceil(T / video_temporal_patch_size)`` (ints or numpy)."""
+    t = spec.video_temporal_patch_size
+    return -(-num_frames // t) if t > 1 else num_frames
+
+
 def evs_frame_tokens(tokens_per_frame: int, num_frames: int, pruning_rate: float) -> tuple[int, ...]:
     """Per-frame placeholder tokens: ``(F,) * T`` without EVS; ``(R, 0, ..., 0)`` with it (T32),
     ``R = retained_count(F, T, q)``: the seed puts every kept token in frame 1's span."""
@@ -76,19 +148,25 @@ def nemotron_plan_video(
                 raise InvalidInputError(f"frame_indices must be non-empty and inside [0, {meta.total_frames})")
             extra = {"loader": None}
         ms = frame_duration_ms(meta.fps if fps is None else fps)
+        fh, fw = video_frame_size(s, meta.height, meta.width)
+        if s.video_target_num_patches is not None and (meta.height is None or meta.width is None):
+            extra["frame_size_from"] = "square (no video size given)"
         T = len(indices)
-        per_frame = s.tokens_per_frame
+        groups = num_tubelets(s, T)
+        if s.video_temporal_patch_size > 1:
+            extra["tubelet_frames"] = s.video_temporal_patch_size
+        per_frame = tubelet_tokens(s, fh, fw)
         if frame_tokens is None:
-            frame_tokens = evs_frame_tokens(per_frame, T, s.video_pruning_rate)
+            frame_tokens = evs_frame_tokens(per_frame, groups, s.video_pruning_rate)
         else:
-            frame_tokens = _checked_frame_tokens(frame_tokens, T, per_frame)
+            frame_tokens = _checked_frame_tokens(frame_tokens, groups, per_frame)
             extra["frame_tokens_from"] = "model"
     except MmprepError as e:
         raise type(e)(f"{pre}{e}") from None
-    side = s.image_size // s.video_patch
+    p = s.video_patch
     return VideoPlan(
-        indices, tuple(int(i) * ms / 1000.0 for i in indices), s.image_size, s.image_size,
-        (T, side, side), per_frame, sum(frame_tokens), frame_tokens, ms, meta, extra,
+        indices, tuple(int(i) * ms / 1000.0 for i in indices), fh, fw,
+        (groups, fh // p, fw // p), per_frame, sum(frame_tokens), frame_tokens, ms, meta, extra,
     )
 
 
@@ -107,8 +185,8 @@ def _checked_frame_tokens(frame_tokens, num_frames: int, per_frame: int) -> tupl
 
 def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "reference", return_tensors: str = "np",
                           dtype: str = "float32", threads: int | None = None, loader: str = "opencv") -> PixelBatch:
-    """``pixel_values_flat`` ``(Σ T, 3, S, S)`` (one tile per frame) and grids ``(n, 3)`` =
-    ``(T, S/p, S/p)``; ``video_num_patches`` is ``grids[:, 0]``."""
+    """``pixel_values_flat`` ``(Σ T, 3, h, w)``: one resized frame per row (S x S tiles, or the
+    tubelet rule's frame size); grids ``(n, 3)`` are the plans' ``(spans, h/p, w/p)``."""
     from .pixels import nemotron_frame_tiles
     from ...pixels.batch import check_options, finish
 
@@ -116,7 +194,8 @@ def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "reference
     s = family.spec
     values, grids, plans = _decode_batch(
         videos, backend, lambda src, i: nemotron_plan_video(family, src, loader=loader, index=i),
-        lambda frames, plan: nemotron_frame_tiles(frames, s, backend=backend, dtype=dtype, threads=threads),
+        lambda frames, plan: nemotron_frame_tiles(frames, s, backend=backend, dtype=dtype, threads=threads,
+                                                  height=plan.height, width=plan.width),
     )
     return finish(values, grids, plans, s.norm_mean, s.norm_std, dtype, return_tensors)
 
@@ -129,7 +208,7 @@ def nemotron_count_video_tokens(s: Any, total_frames, fps, heights=1, widths=1, 
     ``opencv_dynamic`` runs the scalar loader per video.
     """
     shape = np.broadcast_shapes(*(np.shape(x) for x in (total_frames, fps, heights, widths))) or (1,)
-    total, rate, _, _, ok = video_arrays(total_frames, fps, heights, widths, on_error)
+    total, rate, hh, ww, ok = video_arrays(total_frames, fps, heights, widths, on_error)
     if loader not in NEMOTRON_LOADERS:
         raise InvalidInputError(f"loader must be one of {NEMOTRON_LOADERS}, got {loader!r}")
     ok &= (1000.0 / rate).astype(np.int64) > 0  # frame_duration_ms would be 0
@@ -147,11 +226,17 @@ def nemotron_count_video_tokens(s: Any, total_frames, fps, heights=1, widths=1, 
         if s.video_fps > 0:
             counts = np.minimum(counts, np.floor(total / rate * s.video_fps).astype(np.int64))
         counts = np.maximum(counts, 1)
-    per_frame = s.tokens_per_frame
+    if s.video_target_num_patches is None:
+        per_frame = np.full(counts.shape, s.tokens_per_frame, np.int64)
+    else:  # the frame size follows the video's aspect ratio
+        ph, pw = video_patch_grid_np(s.video_target_num_patches, s.video_maintain_aspect_ratio,
+                                     round(1 / s.video_ratio), hh, ww)
+        per_frame = (ph * s.video_ratio).astype(np.int64) * (pw * s.video_ratio).astype(np.int64)
+    groups = num_tubelets(s, counts)
     if s.video_pruning_rate and s.video_pruning_rate > 0:
-        tokens = retained_count(np.full(counts.shape, per_frame), counts, s.video_pruning_rate)
+        tokens = retained_count(per_frame, groups, s.video_pruning_rate)
     else:
-        tokens = counts * per_frame
+        tokens = groups * per_frame
     return finish_counts(
         np.asarray(tokens), ok, on_error,
         lambda i: f"a {total[i]}-frame video at {rate[i]} fps cannot be planned (fps above 1000 or no frame sampled)",
