@@ -92,8 +92,8 @@ def test_omni_config_reads_the_sound_tower_and_loads_its_weights_by_their_names(
     for key in ("sound_encoder.encoder.layers.1.self_attn.bias_u", "sound_projection.linear2.weight",
                 "sound_encoder.encoder.layers.0.conv.norm.running_var"):
         target = ours.get_parameter if "running" not in key else ours.get_buffer
-        ours_name = key.replace("sound_encoder.encoder.", "sound.encoder.").replace("sound_projection.", "sound.projection.")
-        assert torch.equal(target(ours_name), state[key])
+        name = key.replace("sound_encoder.encoder.", "sound.encoder.").replace("sound_projection.", "sound.projection.")
+        assert torch.equal(target(name), state[key])
 
 
 def test_missing_sound_weights_raise(omni, tmp_path):
@@ -163,7 +163,7 @@ def test_padded_audio_batch_equals_single_prompts(omni):
     for row, (text, clips) in enumerate(zip(texts, audios)):
         one = family.process(text, audios=clips, tokenizer=tok, return_tensors="pt")
         valid = both["attention_mask"][row].bool()
-        assert (logits[row, valid] - ours(one).logits[0]).abs().max() < 1e-5
+        assert (logits[row, valid] - ours(one).logits[0]).abs().max() < TOL
         assert gen[row].tolist() == ours.generate(one, max_new_tokens=5, stop_token_ids=[])[0].tolist()
 
 
@@ -180,6 +180,15 @@ def test_placeholder_count_that_disagrees_with_the_encoder_raises_naming_the_cli
     merged = [t for t in ids if t not in (tok.token_to_id("<so_start>"), tok.token_to_id("<so_end>"))]
     with pytest.raises(InvalidInputError, match="item 0: 23 audio placeholder tokens, but audios 0..1 give 24"):
         ours({**short, "input_ids": torch.tensor([merged[:-1]])})  # one run for two clips: the row count is checked
+
+
+def test_placeholder_runs_are_one_per_clip_and_never_cross_rows():
+    from mmprep.models.nemotron_vl import placeholder_runs
+
+    slots = torch.tensor([0, 1, 1, 0, 1, 1, 1, 1, 0, 1], dtype=torch.bool)  # rows: [0, 6) [6, 10)
+    assert placeholder_runs(slots, torch.tensor([0, 6, 10])) == [2, 2, 2, 1]
+    assert placeholder_runs(slots, torch.tensor([0, 10])) == [2, 4, 1]
+    assert placeholder_runs(torch.zeros(3, dtype=torch.bool), torch.tensor([0, 3])) == []
 
 
 def test_model_without_a_sound_config_refuses_audio(omni, tmp_path):

@@ -102,7 +102,7 @@ class NemotronVLConfig:
             image_token_id=int(_first(config, "img_context_token_id", "image_token_id", default=18)),
             video_pruning_rate=0.7 if rate is None else float(rate),
             norm_mean=tuple(mean), norm_std=tuple(std),
-            sound=ParakeetConfig.from_hf(config) if (config.get("sound_config") or config.get("audio_config")) else None,
+            sound=ParakeetConfig.from_hf(config) if config.get("sound_config") or config.get("audio_config") else None,
             audio_token_id=int(_first(config, "sound_context_token_id", "audio_token_id", default=27)),
             max_context=int(config.get("max_sequence_length") or text.max_position_embeddings),
         )
