@@ -227,3 +227,21 @@ def test_generate_cli_runs_an_audio_file(omni, tmp_path):
     assert int((batch["input_ids"] == ours.cfg.audio_token_id).sum()) == 17
     ids = ours.generate(batch, max_new_tokens=6)
     assert out.getvalue() == tok.decode(ids[0].tolist(), skip_special_tokens=True) + "\n"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_audio_and_image_prompt_on_cuda_keeps_the_flash_attention_error_rule(omni):
+    """bf16 logits' error vs our fp32 is at most 2x transformers-bf16's (+ a small floor)."""
+    import copy
+
+    d, hf, tok, _ = omni
+    batch = mmprep.load(d).process("<image> and <so_embedding>: same thing?", images=[pictures()[0]],
+                                   audios=[wave(0.55, 1)], tokenizer=tok, return_tensors="pt")
+    ref = mm.load(d, device="cpu", dtype="float32")(batch).logits
+    ours = mm.load(d, device="cuda", dtype="bf16")(batch.to("cuda")).logits.float().cpu()
+    peer = copy.deepcopy(hf).to("cuda", torch.bfloat16)
+    kw = {k: v.to("cuda") for k, v in {**hf_image_kwargs(batch), **hf_audio_kwargs(batch)}.items()}
+    with torch.no_grad():
+        theirs = peer(input_ids=batch["input_ids"].cuda(), **kw).logits.float().cpu()
+    assert (ours - ref).abs().max() <= 2 * (theirs - ref).abs().max() + 1e-2
