@@ -291,8 +291,8 @@ class NemotronVLForConditionalGeneration(nn.Module):
             lengths = as_tensor(mask).reshape(as_tensor(feats).shape[0], -1).long().sum(-1)
         slots = tokens.ids == self.cfg.audio_token_id
         runs = placeholder_runs(slots, tokens.cu_seqlens)
-        clips = as_tensor(feats).shape[0]  # one run per clip when <so_start>/<so_end> separate them
-        embeds, per_clip = self.sound.encode_audio(feats, lengths, expected_tokens=runs if len(runs) == clips else None)
+        one_run_per_clip = len(runs) == as_tensor(feats).shape[0]  # <so_start>/<so_end> separate the clips
+        embeds, per_clip = self.sound.encode_audio(feats, lengths, expected_tokens=runs if one_run_per_clip else None)
         cu = tokens.cu_seqlens.long()
         upto = F.pad(torch.cumsum(slots.long(), 0), (1, 0))
         check_slot_counts("audio", (upto[cu[1:]] - upto[cu[:-1]]).tolist(), per_clip)
