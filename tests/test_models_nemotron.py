@@ -379,10 +379,12 @@ def test_context_overflow_raises_with_the_numbers(omni):
         omni[3].generate({"input_ids": torch.full((1, 4090), 20)}, max_new_tokens=10)
 
 
-def test_audio_input_is_refused_until_the_sound_encoder_lands(omni):
+def test_audio_input_is_refused_without_a_sound_config(omni):
+    """This checkpoint has no audio_config (audio end to end: tests/test_models_nemotron_audio.py)."""
     from mmprep.errors import UnsupportedModalityError
 
-    with pytest.raises(UnsupportedModalityError, match="Parakeet"):
+    assert omni[3].sound is None
+    with pytest.raises(UnsupportedModalityError, match="no audio encoder"):
         omni[3]({"input_ids": torch.tensor([[5]]), "input_audio_features": torch.zeros(1, 10, 128)})
 
 
@@ -494,19 +496,6 @@ def test_weight_errors_list_missing_and_unexpected_keys(omni, tmp_path):
     (tmp_path / "config.json").write_text((omni[0] / "config.json").read_text())
     with pytest.raises(WeightsError, match="1 missing keys: mlp1.1.weight.*1 unexpected keys: language_model"):
         mm.load(tmp_path, device="cpu")
-
-
-def test_sound_encoder_weights_are_skipped_when_loading(omni, tmp_path):
-    from safetensors.torch import load_file, save_file
-
-    state = load_file(omni[0] / "model.safetensors")
-    state["sound_encoder.encoder.layers.0.w"] = torch.zeros(2)
-    state["sound_projection.linear1.weight"] = torch.zeros(2, 2)
-    save_file(state, tmp_path / "model.safetensors")
-    cfg = json.loads((omni[0] / "config.json").read_text())
-    cfg["sound_config"] = {"model_type": "parakeet", "hidden_size": 8}
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    assert mm.load(tmp_path, device="cpu").cfg.has_sound
 
 
 # -- end to end: mmprep generate ------------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""``mmprep generate``: run a local checkpoint on images/videos and a prompt, streaming tokens.
+"""``mmprep generate``: run a local checkpoint on images/videos/audio and a prompt, streaming tokens.
 
     mmprep generate --model /ckpt/GLM-4.1V-9B-Thinking --image cat.jpg --prompt "Describe it."
 
 The checkpoint directory holds ``config.json``, the safetensors, the processor JSON files and
 ``tokenizer.json``. Unless ``--raw`` is given, the prompt gets one media placeholder per
-``--image``/``--video`` in front (when it has none itself) and is wrapped in the family's chat
-turn (:data:`CHAT_TURNS`; a family without a fixed turn uses the checkpoint's own chat template
-when it ships one, else the bare text).
+``--image``/``--video``/``--audio`` in front (when it has none itself) and is wrapped in the
+family's chat turn (:data:`CHAT_TURNS`; a family without a fixed turn uses the checkpoint's own
+chat template when it ships one, else the bare text).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from ..errors import MmprepError
 @dataclass(frozen=True)
 class ChatTurn:
     """How ``generate`` builds a family's prompt: the chat turn around the user content (``None``:
-    the checkpoint's chat template, else bare) and, for one image / one video, the placeholder
-    text and the token whose presence in the prompt means it places its own placeholders."""
+    the checkpoint's chat template, else bare) and, for one image / video / audio clip, the
+    placeholder text and the token whose presence in the prompt means it places its own
+    placeholders (``None``: the family takes no such media)."""
 
     template: str | None
     image: Any  # spec -> (placeholder text, marker token)
     video: Any
+    audio: Any = None
 
 
 CHAT_TURNS = {  # family.name -> ChatTurn
@@ -38,7 +40,8 @@ CHAT_TURNS = {  # family.name -> ChatTurn
                       lambda s: (f"{s.video_start_token}{s.video_token}{s.video_end_token}", s.video_token)),
     "isaac": ChatTurn("<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
                       lambda s: (s.vision_token, s.vision_token), None),
-    "nemotron": ChatTurn(None, lambda s: (s.img_context_token,) * 2, lambda s: (s.video_context_token,) * 2),
+    "nemotron": ChatTurn(None, lambda s: (s.img_context_token,) * 2, lambda s: (s.video_context_token,) * 2,
+                         lambda s: (s.audio_context_token,) * 2),  # Omni: <so_embedding> per clip
 }
 
 
@@ -48,6 +51,7 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint directory (config.json, safetensors, tokenizer.json)")
     p.add_argument("--image", action="append", default=[], help="image file (repeatable)")
     p.add_argument("--video", action="append", default=[], help="video file (repeatable; GLM: at most one)")
+    p.add_argument("--audio", action="append", default=[], help="audio file (repeatable; Nemotron Omni)")
     p.add_argument("--prompt", default="", help="user text")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -61,7 +65,7 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def build_prompt(family: Any, prompt: str, n_images: int, n_videos: int, raw: bool = False,
-                 directory: Path | None = None) -> str:
+                 directory: Path | None = None, n_audios: int = 0) -> str:
     """The text handed to the processor: placeholders for the media, wrapped in the family's chat turn."""
     if raw:
         return prompt
@@ -70,11 +74,12 @@ def build_prompt(family: Any, prompt: str, n_images: int, n_videos: int, raw: bo
         raise MmprepError(f"generate has no chat turn for the {family.name} family; use --raw")
     s = family.spec
     media = ""
-    for kind, count, marks in (("image", n_images, turn.image), ("video", n_videos, turn.video)):
+    for kind, count, marks in (("images", n_images, turn.image), ("videos", n_videos, turn.video),
+                               ("audio", n_audios, turn.audio)):
         if not count:
             continue
         if marks is None:
-            raise MmprepError(f"the {family.name} family takes no {kind}s")
+            raise MmprepError(f"the {family.name} family takes no {kind}")
         text, mark = marks(s)
         if mark not in prompt:
             media += text * count
@@ -143,9 +148,10 @@ def run_generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
         directory = Path(args.model)
         family = mmprep.load(directory)
         tok = _tokenizer(directory)
-        text = build_prompt(family, args.prompt, len(args.image), len(args.video), args.raw, directory)
-        batch = family.process(text, images=args.image or None, videos=args.video or None, tokenizer=tok,
-                               return_tensors="pt")
+        text = build_prompt(family, args.prompt, len(args.image), len(args.video), args.raw, directory,
+                            n_audios=len(args.audio))
+        batch = family.process(text, images=args.image or None, videos=args.video or None,
+                               audios=args.audio or None, tokenizer=tok, return_tensors="pt")
         model = load(directory, device=args.device, dtype=args.dtype)
         stream = _Stream(tok, out, model.stop_token_ids)
         model.generate(batch, max_new_tokens=args.max_new_tokens, temperature=args.temperature,

@@ -20,9 +20,13 @@ kept embeddings, in order, into its ``<image>`` positions. The length is unchang
 
 Weight names are the released (remote-code) checkpoint's: ``vision_model.radio_model.*``,
 ``mlp1.{0,1,3}.weight``, ``language_model.backbone.*``, ``language_model.lm_head.weight``.
-transformers 5's ``save_pretrained`` writes the same names. Audio (``sound_encoder.*``,
-``sound_projection.*``) is skipped when loading: the Parakeet encoder plugs in at
-:meth:`NemotronVLForConditionalGeneration.encode_audio` (issue 16).
+transformers 5's ``save_pretrained`` writes the same names.
+
+Audio (Omni checkpoints with a ``sound_config`` / ``audio_config``): log-mel features
+(``input_audio_features``, valid frames ``audio_feature_lengths``) --> the Parakeet sound tower
+(models/parakeet.py: FastConformer encoder + sound projector, weights ``sound_encoder.*`` /
+``sound_projection.*``) --> one embedding per ``<so_embedding>`` token. Each clip's rows must equal
+its run of placeholders in the prompt (``family.count_audio_tokens``), else the clip is named.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from .inputs import as_tensor, check_slot_counts, pack_tokens
 from .layers import RMSNorm, activation, space_to_depth
 from .nemotron_h import KEEP_FP32, NemotronHConfig, NemotronHForCausalLM
 from .nemotron_h import weight_table as text_weight_table
+from .parakeet import ParakeetConfig, SoundTower
+from .parakeet import weight_table as sound_weight_table
 from .radio import RadioConfig, RadioModel, radio_weight_table, tiles_to_patches
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -60,8 +66,13 @@ class NemotronVLConfig:
     video_pruning_rate: float = 0.7  # EVS; the family's default when config.json has none
     norm_mean: tuple[float, ...] = CLIP_MEAN  # for uint8 pixels only (float pixels come normalised)
     norm_std: tuple[float, ...] = CLIP_STD
-    has_sound: bool = False
+    sound: ParakeetConfig | None = None  # the Parakeet sound tower (Omni); None: no audio
+    audio_token_id: int = 27  # <so_embedding>: one per audio token
     max_context: int = 131072  # tokens: max_sequence_length, else the decoder's max_position_embeddings
+
+    @property
+    def has_sound(self) -> bool:
+        return self.sound is not None
 
     @property
     def scale(self) -> int:
@@ -91,7 +102,8 @@ class NemotronVLConfig:
             image_token_id=int(_first(config, "img_context_token_id", "image_token_id", default=18)),
             video_pruning_rate=0.7 if rate is None else float(rate),
             norm_mean=tuple(mean), norm_std=tuple(std),
-            has_sound=bool(config.get("sound_config") or config.get("audio_config")),
+            sound=ParakeetConfig.from_hf(config) if config.get("sound_config") or config.get("audio_config") else None,
+            audio_token_id=int(_first(config, "sound_context_token_id", "audio_token_id", default=27)),
             max_context=int(config.get("max_sequence_length") or text.max_position_embeddings),
         )
 
@@ -158,7 +170,7 @@ class NemotronVLForConditionalGeneration(nn.Module):
                                                                         eps=cfg.vision.layer_norm_eps)
         self.mlp1 = Projector(cfg)
         self.language_model = NemotronHForCausalLM(cfg.text)
-        self.sound_encoder = None  # the Parakeet encoder + sound_projection plug in here (issue 16)
+        self.sound = SoundTower(cfg.sound) if cfg.sound is not None else None  # Parakeet encoder + projector
 
     # -- what the generic passes read
     @property
@@ -259,18 +271,38 @@ class NemotronVLForConditionalGeneration(nn.Module):
                 out.append((video, [per_frame] * T))
         return out
 
-    def encode_audio(self, batch: Any) -> list[torch.Tensor]:
-        """The Parakeet sound encoder's hook (issue 16); refused until it lands."""
-        raise UnsupportedModalityError(
-            "audio input needs the Parakeet sound encoder, which mmprep's Nemotron model does not have yet "
-            "(the checkpoint's sound_encoder.* / sound_projection.* weights are skipped when loading)")
+    def encode_audio(self, batch: Any, tokens: Any) -> torch.Tensor:
+        """All clips' embeddings ``(Σ tokens, hidden)`` in clip order, one per ``<so_embedding>`` slot.
+
+        Features: ``input_audio_features`` (mmprep / vLLM) or ``input_features`` (transformers),
+        ``(clips, frames, mels)``; valid frames from ``audio_feature_lengths``, else the sum of
+        ``feature_attention_mask`` / ``input_features_mask``. Each clip's encoder rows must equal its
+        run of placeholders in the packed prompt: else :class:`InvalidInputError` naming the clip.
+        """
+        if self.sound is None:
+            raise UnsupportedModalityError("the batch has audio features, but this model has no audio encoder "
+                                           "(its config has no sound_config)")
+        feats = _audio_value(batch, "input_audio_features", "input_features")
+        lengths = batch.get("audio_feature_lengths")
+        if lengths is None:
+            mask = _audio_value(batch, "feature_attention_mask", "input_features_mask")
+            if mask is None:
+                raise InvalidInputError("audio features need audio_feature_lengths or feature_attention_mask")
+            lengths = as_tensor(mask).reshape(as_tensor(feats).shape[0], -1).long().sum(-1)
+        slots = tokens.ids == self.cfg.audio_token_id
+        runs = placeholder_runs(slots, tokens.cu_seqlens)
+        one_run_per_clip = len(runs) == as_tensor(feats).shape[0]  # <so_start>/<so_end> separate the clips
+        embeds, per_clip = self.sound.encode_audio(feats, lengths, expected_tokens=runs if one_run_per_clip else None)
+        cu = tokens.cu_seqlens.long()
+        upto = F.pad(torch.cumsum(slots.long(), 0), (1, 0))
+        check_slot_counts("audio", (upto[cu[1:]] - upto[cu[:-1]]).tolist(), per_clip)
+        return embeds
 
     # -- prompt
     def prepare(self, batch: Any) -> Prompt:
-        """Pack the tokens, put image and video embeddings into the ``<image>`` slots in prompt order,
-        and rebuild each video span with its real per-frame counts (EVS)."""
-        if batch.get("input_audio_features") is not None or batch.get("input_features") is not None:
-            self.encode_audio(batch)
+        """Pack the tokens, put audio embeddings into the ``<so_embedding>`` slots and image and video
+        embeddings into the ``<image>`` slots in prompt order, and rebuild each video span with its
+        real per-frame counts (EVS)."""
         has_images = batch.get("pixel_values_flat") is not None or batch.get("pixel_values") is not None
         images = self.encode_images(batch) if has_images else []
         videos = self.encode_videos(batch) if batch.get("pixel_values_flat_video") is not None else []
@@ -279,6 +311,9 @@ class NemotronVLForConditionalGeneration(nn.Module):
         if bool(bad.any()):
             raise InvalidInputError(f"token id {int(tokens.ids[bad][0])} is outside the vocabulary of {self.vocab_size}")
         embeds = self.embed(tokens.ids)
+        if _audio_value(batch, "input_audio_features", "input_features") is not None:
+            audio = self.encode_audio(batch, tokens)
+            embeds = embeds.masked_scatter((tokens.ids == self.cfg.audio_token_id)[:, None], audio.to(embeds.dtype))
         items = media_order(batch, len(images), len(videos), tokens.batch_size)
         feats = [images[i] if kind == "image" else videos[i][0] for kind, i in items]
         slots = tokens.ids == self.cfg.image_token_id
@@ -312,6 +347,22 @@ class NemotronVLForConditionalGeneration(nn.Module):
     def generate(self, batch: Any, max_new_tokens: int = 32, **kwargs: Any) -> torch.Tensor:
         """New token ids ``(B, n)``; see :func:`mmprep.models.generate.generate` for the options."""
         return generate(self, batch, max_new_tokens=max_new_tokens, **kwargs)
+
+
+def _audio_value(batch: Any, *keys: str) -> Any:
+    """The first of ``keys`` the batch holds (mmprep's / vLLM's name, then transformers')."""
+    return next((batch.get(k) for k in keys if batch.get(k) is not None), None)
+
+
+def placeholder_runs(slots: torch.Tensor, cu_seqlens: torch.Tensor) -> list[int]:
+    """Lengths of the runs of consecutive placeholder slots in packed ids, never across rows: one
+    run per clip (``<so_start> <so_embedding>×N <so_end>``)."""
+    row_start = torch.zeros_like(slots)
+    row_start[cu_seqlens[:-1].long()] = True
+    after_slot = torch.cat([slots.new_zeros(1), slots[:-1]])
+    starts = slots & (row_start | ~after_slot)
+    run = torch.cumsum(starts.long(), 0)[slots]
+    return torch.bincount(run - 1).tolist() if run.numel() else []
 
 
 def media_order(batch: Any, n_images: int, n_videos: int, rows: int) -> list[tuple[str, int]]:
@@ -387,7 +438,7 @@ def rebuild_video_span(model: Any, tokens: Any, embeds: torch.Tensor, first_slot
 
 def weight_table(cfg: NemotronVLConfig) -> dict[str, str | None]:
     """Every tensor of a released checkpoint and the parameter it fills (``None``: skipped; a
-    ``prefix.*`` key skips a block: the sound encoder until issue 16, MTP layers)."""
+    ``prefix.*`` key skips a block: MTP layers, the sound encoder's featurizer buffers)."""
     table: dict[str, str | None] = {}
     table.update(radio_weight_table(cfg.vision, "vision_model.", "vision_model.radio_model.model."))
     table.update({f"mlp1.{i}.weight": f"mlp1.{i}.weight" for i in (0, 1, 3)})
@@ -395,8 +446,8 @@ def weight_table(cfg: NemotronVLConfig) -> dict[str, str | None]:
         norm = "vision_projector.vision_final_layernorm"
         table.update({f"{norm}.weight": f"{norm}.weight", f"{norm}.bias": f"{norm}.bias"})
     table.update(text_weight_table(cfg.text, "language_model.", "language_model."))
-    if cfg.has_sound:  # until the Parakeet encoder lands (issue 16): skip its tensors
-        table.update({"sound_encoder.*": None, "sound_projection.*": None})
+    if cfg.sound is not None:  # sound_encoder.encoder.* and sound_projection.* under their own names
+        table.update(sound_weight_table(cfg.sound, target="sound."))
     return table
 
 
