@@ -51,6 +51,12 @@ _LAZY = {
     "probe_audio": "io.audio",
     "models": "models",
     "evs": "evs",
+    "data": "data",
+    "count_dataset": "data.manifest",
+    "pack": "data.pack",
+    "pack_stream": "data.pack",
+    "DatasetCounts": "data.manifest",
+    "PackResult": "data.pack",
 }
 
 
