@@ -4,6 +4,8 @@ processed alone."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,7 @@ def glm_samples():
 
 def segments(row):
     cu = row["cu_seqlens"].tolist()
-    return [slice(a, b) for a, b in zip(cu[:-1], cu[1:])]
+    return [slice(a, b) for a, b in itertools.pairwise(cu)]
 
 
 def test_glm_packed_row_equals_each_sample_alone():
@@ -56,7 +58,7 @@ def test_glm_packed_row_equals_each_sample_alone():
 
 
 def test_packing_plans_from_count_dataset_then_rows():
-    glm, samples, specs = glm_samples()
+    glm, samples, _ = glm_samples()
     lengths = [s["input_ids"].shape[1] for s in samples]
     res = mmprep.pack(lengths, max(lengths) + 20)
     rows = glm.pack_batch(samples, res.bins)
