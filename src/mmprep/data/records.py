@@ -114,6 +114,8 @@ class _Builder:
                 value = record.get(m + "s")
                 if value is None:
                     continue
+                if isinstance(value, np.ndarray):  # numpy batches (Ray) hold object arrays
+                    value = list(value)
                 if not isinstance(value, list):
                     raise InvalidInputError(f"{m}s must be a list, got {type(value).__name__}")
                 for k, item in enumerate(value):
@@ -165,12 +167,14 @@ def _item(m: str, item: Any, k: int, root: Path | None) -> tuple[tuple[float, ..
                 v = item.get(alias) if v is None else v
             if v is None and not (m == "audio" and f == "rate"):
                 raise InvalidInputError(f"{m} {k}: needs a path or {', '.join(names)}; {f} is missing")
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number))):
                 raise InvalidInputError(f"{m} {k}: {f} must be a number, got {v!r}")
             values.append(math.nan if v is None else float(v))
         return tuple(values), None
+    if isinstance(item, np.ndarray) and item.dtype.kind in "iuf":
+        item = item.tolist()
     if m == "image" and isinstance(item, (list, tuple)) and len(item) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
+            isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in item):
         return (float(item[0]), float(item[1])), None
     raise InvalidInputError(f"{m} {k}: expected a path or a metadata object, got {item!r}"[:200])
 
