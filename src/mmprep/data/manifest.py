@@ -188,7 +188,7 @@ def count_chunk(
             continue
         out[f"num_{m}s"] = np.bincount(items.rec, minlength=n).astype(np.int64)
         try:
-            usable = _probe(family, m, items, chunk, target_rate) if any(p is not None for p in items.path) \
+            usable = _probe(family, m, items, chunk, target_rate) if items.path is not None \
                 else np.ones(items.size, dtype=bool)
             tokens, reasons = _count_items(family, m, items, usable, target_rate)
         except MmprepError as e:  # a modality the model lacks: every record using it fails
@@ -216,7 +216,7 @@ def count_chunk(
     text[text < 0] = 0
     out["text_tokens"] = text
     out["total_tokens"] = text + out["image_tokens"] + out["video_tokens"] + out["audio_tokens"]
-    bad = np.array([e is not None for e in chunk.errors], dtype=bool)
+    bad = chunk.failed_mask()
     for c in ("text_tokens", "image_tokens", "video_tokens", "audio_tokens", "total_tokens"):
         out[c][bad] = -1
     return out, media

@@ -48,7 +48,7 @@ class Items:
 
     rec: np.ndarray  # int64 (k,)
     cols: dict[str, np.ndarray]  # float64 (k,) per field of FIELDS[modality]
-    path: list[str | None]
+    path: list[str | None] | None  # None: no item of this chunk is a path
 
     @property
     def size(self) -> int:
@@ -72,6 +72,11 @@ class Chunk:
         """Keep the first reason a record failed for."""
         if self.errors[i] is None:
             self.errors[i] = reason
+
+    def failed_mask(self) -> np.ndarray:
+        if self.errors.count(None) == len(self.errors):  # C speed; the usual case
+            return np.zeros(len(self.errors), dtype=bool)
+        return np.array([e is not None for e in self.errors], dtype=bool)
 
 
 # -- dict records ----------------------------------------------------------------------------
@@ -140,7 +145,7 @@ class _Builder:
         for m, (rec, cols, paths) in self.media.items():
             if rec:
                 items[m] = Items(np.asarray(rec, np.int64), {f: np.asarray(v, np.float64) for f, v in cols.items()},
-                                 paths)
+                                 paths if any(p is not None for p in paths) else None)
         texts = self.texts if any(t is not None for t in self.texts) else None
         return Chunk(self.ids, np.asarray(self.text_tokens, np.int64), texts, self.errors, items)
 
@@ -273,7 +278,7 @@ def _struct_columns(m: str, values: Any, root: Path | None) -> tuple[dict[str, n
     cols = {}
     fields = {f.name for f in values.type} if pa.types.is_struct(values.type) else set()
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):  # bare paths
-        return {f: np.full(k, np.nan) for f in FIELDS[m]}, [_resolve(p, root) for p in values.to_pylist()]
+        return {f: np.full(k, np.nan) for f in FIELDS[m]}, [_resolve(p, root) for p in values.to_pylist()] or None
     for f in FIELDS[m]:
         name = next((a for a in (f, *ALIASES.get(f, ())) if a in fields), None)
         if name is None:
@@ -281,7 +286,7 @@ def _struct_columns(m: str, values: Any, root: Path | None) -> tuple[dict[str, n
             continue
         child = values.field(name)
         cols[f] = np.asarray(child.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls -> NaN
-    paths: list = [None] * k
+    paths = None
     if "path" in fields:
         raw = values.field("path")
         if raw.null_count < k:

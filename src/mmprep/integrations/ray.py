@@ -78,6 +78,19 @@ class CountTokens:
         return out
 
 
+_COUNTERS: dict[tuple, CountTokens] = {}
+
+
+def count_batch(batch: Any, model: str, tokenizer: Any = None, root: str | None = None) -> dict[str, np.ndarray]:
+    """Task-style twin of :class:`CountTokens` (``map_batches(count_batch, fn_kwargs={"model": ...})``):
+    Ray reuses worker processes across tasks, so the family is loaded once per worker."""
+    key = (model, id(tokenizer) if tokenizer is not None else None, root)
+    counter = _COUNTERS.get(key)
+    if counter is None:
+        counter = _COUNTERS[key] = CountTokens(model, tokenizer, root)
+    return counter(batch)
+
+
 class Preprocess:
     """``map_batches`` callable: each row's ``text`` and media (paths or arrays) through
     ``family.process`` with ``tokenizer``: ``input_ids``, ``position_ids`` (MRoPE families),

@@ -30,6 +30,10 @@ TYPE_CODE = {"image": 1, "video": 2, "audio": 3}
 def _runs(pieces: tuple, modality: str, vocab: Vocab, cache: dict) -> tuple[np.ndarray, np.ndarray, int]:
     """A replacement's ids, its token types (the modality's code on feature slots, else 0) and
     its number of feature slots (cached per piece tuple)."""
+    if len(pieces) == 1 and pieces[0].feature:  # one run of embedding slots (images): no cache
+        p = pieces[0]
+        return (np.full(p.repeat, vocab.token_id(p.text), dtype=np.int64),
+                np.full(p.repeat, TYPE_CODE[modality], dtype=np.int64), p.repeat)
     hit = cache.get((modality, pieces))
     if hit is not None:
         return hit
