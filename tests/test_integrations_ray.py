@@ -39,7 +39,7 @@ def records():
     return out
 
 
-def test_ray_counts_equal_the_single_process_path_and_report_bad_rows(local_ray):
+def test_ray_counts_equal_the_single_process_path_and_report_bad_rows(local_ray, tmp_path):
     import pyarrow as pa
 
     from mmprep.integrations.ray import CountTokens, Preprocess, actors
@@ -72,3 +72,20 @@ def test_ray_counts_equal_the_single_process_path_and_report_bad_rows(local_ray)
     assert np.array_equal(np.asarray(by_id["a"]["input_ids"]), ref["input_ids"][0]) and by_id["a"]["error"] == ""
     assert np.asarray(by_id["a"]["pixel_values"]).shape == ref["pixel_values"].shape
     assert "missing.png" in by_id["b"]["error"]
+
+    # the example: a directory of images -> counts.parquet + bins.parquet, equal to the local path
+    import importlib.util
+
+    import pyarrow.parquet as pq
+
+    spec = importlib.util.spec_from_file_location("ray_example", EXAMPLES / "ray_count_and_pack.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out_dir = tmp_path / "ray_example"
+    summary = example.run("glm-4.1v", str(EXAMPLES), str(out_dir), max_len=4096)
+    counts = pq.read_table(out_dir / "counts.parquet").to_pandas().set_index("id")
+    for name in ("street_640x480.jpg", "portrait_200x300.png"):
+        h, w = mmprep.probe_image(EXAMPLES / name)
+        assert counts.loc[str(EXAMPLES / name), "image_tokens"] == mmprep.load("glm-4.1v").plan_image(h, w).num_tokens
+    bins = pq.read_table(out_dir / "bins.parquet").to_pylist()
+    assert sum(len(b["ids"]) for b in bins) + summary["skipped"] == len(counts) and all(b["total"] <= 4096 for b in bins)
