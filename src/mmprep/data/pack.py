@@ -58,8 +58,8 @@ class PackResult:
         """Packed tokens / (bins x max_len); 1.0 for no bins."""
         if not self.bins:
             return 1.0
-        used = int(sum(int(self.lengths[b].sum()) for b in map(np.asarray, self.bins)))
-        return used / (len(self.bins) * self.max_len)
+        packed = np.fromiter((i for b in self.bins for i in b), dtype=np.int64, count=self.num_packed)
+        return int(self.lengths[packed].sum()) / (len(self.bins) * self.max_len)
 
     def summary(self) -> dict[str, Any]:
         return {"bins": self.num_bins, "packed": self.num_packed, "skipped": len(self.skipped),
