@@ -135,6 +135,8 @@ def main() -> None:
                        "without_tokenizer_samples_per_cpu_s": round(args.n / max(cpu - tok_cpu, 1e-9))}}
     tf_version = None
     try:
+        if args.peer <= 0:
+            raise ImportError("skipped (--peer 0)")
         tok_hf = hf_tokenizer(tok, pad_token="<|endoftext|>")
         sub = samples[:args.peer]
         t_peer, outs, _, tf_version = peer(sub, tok_hf)

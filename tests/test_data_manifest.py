@@ -169,3 +169,17 @@ def test_counting_dicts_imports_nothing_heavy():
             "model='isaac'); bad = [m for m in ('pyarrow', 'ray', 'torch') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_exact_text_counts_for_nemotron_omni_with_audio():
+    from tests.tokenizers_fixture import nemotron_tokenizer
+
+    tok, omni = nemotron_tokenizer(), mmprep.load("nemotron-3-nano-omni")
+    recs = [{"id": "a", "text": "Look <image> and hear <so_embedding>.", "images": [[480, 640]],
+             "audios": [{"samples": 32000}]},
+            {"id": "b", "text": "just text"}]
+    got = mmprep.count_dataset(recs, model=omni, tokenizer=tok)
+    want = omni.prompt(recs[0]["text"], images=[(480, 640)], audios=[32000], tokenizer=tok)
+    assert got.failed == [] and got.total_tokens[0] == want["input_ids"].shape[1]
+    assert got.audio_tokens[0] == omni.plan_audio(32000).num_tokens
+    assert got.total_tokens[1] == omni.prompt("just text", tokenizer=tok)["input_ids"].shape[1]
