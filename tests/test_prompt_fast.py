@@ -56,10 +56,11 @@ def slow(glm, texts, images, vids, tok, **kw):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("kw", [{}, {"padding_side": "left", "pad_token_id": 3}, {"add_special_tokens": False}])
-def test_glm_many_sample_prompt_equals_the_per_sample_path(seed, kw):
+@pytest.mark.parametrize("videos", [True, False])  # False: the all-images run splice
+def test_glm_many_sample_prompt_equals_the_per_sample_path(seed, kw, videos):
     glm = mmprep.load("glm-4.6v" if seed % 2 else "glm-4.1v")
     tok = glm_tokenizer()
-    texts, images, vids = samples(25, seed)
+    texts, images, vids = samples(25, seed, videos=videos)
     fast = glm.prompt(texts, images=images, videos=vids, tokenizer=tok, **kw)
     ref = slow(glm, texts, images, vids, tok, **kw)
     assert list(fast.keys()) == list(ref.keys())
