@@ -78,7 +78,7 @@ def test_ray_counts_equal_the_single_process_path_and_report_bad_rows(local_ray,
 
     import pyarrow.parquet as pq
 
-    spec = importlib.util.spec_from_file_location("ray_example", EXAMPLES / "ray_count_and_pack.py")
+    spec = importlib.util.spec_from_file_location("ray_example", EXAMPLES.parent / "scripts" / "ray_count_and_pack.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     out_dir = tmp_path / "ray_example"

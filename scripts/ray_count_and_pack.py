@@ -1,7 +1,7 @@
 """A directory of media or a manifest -> a counted and packed Parquet dataset, on Ray Data.
 
-    python examples/ray_count_and_pack.py --model glm-4.1v --input photos/ --out packed/ --max-len 16384
-    python examples/ray_count_and_pack.py --model glm-4.1v --input manifest.parquet --out packed/
+    python scripts/ray_count_and_pack.py --model glm-4.1v --input photos/ --out packed/ --max-len 16384
+    python scripts/ray_count_and_pack.py --model glm-4.1v --input manifest.parquet --out packed/
 
 Writes ``OUT/counts.parquet`` (one row per record: id, token counts, error) and
 ``OUT/bins.parquet`` (one row per bin: bin, ids, lengths, total). Counting runs on the Ray
