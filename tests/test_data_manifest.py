@@ -183,3 +183,26 @@ def test_exact_text_counts_for_nemotron_omni_with_audio():
     assert got.failed == [] and got.total_tokens[0] == want["input_ids"].shape[1]
     assert got.audio_tokens[0] == omni.plan_audio(32000).num_tokens
     assert got.total_tokens[1] == omni.prompt("just text", tokenizer=tok)["input_ids"].shape[1]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SIDE = st.one_of(st.integers(-2, 40_000), st.just(0), st.floats(-1e6, 1e6), st.sampled_from([float("nan"), float("inf")]))
+
+
+@settings(max_examples=60)
+@given(st.lists(st.lists(st.tuples(SIDE, SIDE), max_size=3), min_size=1, max_size=12),
+       st.sampled_from(["glm-4.1v", "isaac", "nemotron-nano-vl"]))
+def test_a_record_fails_exactly_when_one_of_its_plans_raises(images, name):
+    fam = mmprep.load(name)
+    recs = [{"id": i, "text_tokens": 1, "images": [{"height": h, "width": w} for h, w in imgs]}
+            for i, imgs in enumerate(images)]
+    got = mmprep.count_dataset(recs, model=fam, chunk_size=5)
+    for i, imgs in enumerate(images):
+        try:
+            want = 1 + sum(fam.plan_image(h, w).num_tokens for h, w in imgs)
+        except (mmprep.MmprepError, TypeError, ValueError, OverflowError):
+            want = -1
+        assert got.total_tokens[i] == want, (imgs, got.errors[i])
+        assert (got.errors[i] is None) == (want != -1)

@@ -33,6 +33,7 @@ from .records import FIELDS, MODALITIES, Chunk, Items, chunks
 OUT_COLUMNS = ("text_tokens", "image_tokens", "video_tokens", "audio_tokens", "total_tokens",
                "num_images", "num_videos", "num_audios")
 DEFAULT_CHUNK = 65_536
+MAX_VALUE = float(2**40)  # metadata at or above this is rejected (and would not cast to int64 exactly)
 
 
 @dataclass
@@ -128,6 +129,11 @@ def _count_items(family: Any, m: str, items: Items, usable: np.ndarray, target_r
             good |= np.isnan(col)  # no rate: samples are at the model's rate
         for k in np.flatnonzero(valid & ~good):
             reasons[k] = f"{m}: {f} must be a positive number, got {col[k]}"
+        valid &= good
+        big = valid & (col >= MAX_VALUE)
+        for k in np.flatnonzero(big):
+            reasons[k] = f"{m}: {f} = {col[k]:.0f} is beyond any real media (limit 2**40)"
+        good &= ~big
         valid &= good
     tokens = np.full(items.size, -1, dtype=np.int64)
     sel = np.flatnonzero(valid)
