@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mmprep
 from mmprep import VideoMetadata
@@ -184,9 +186,6 @@ def test_exact_text_counts_for_nemotron_omni_with_audio():
     assert got.audio_tokens[0] == omni.plan_audio(32000).num_tokens
     assert got.total_tokens[1] == omni.prompt("just text", tokenizer=tok)["input_ids"].shape[1]
 
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 SIDE = st.one_of(st.integers(-2, 40_000), st.just(0), st.floats(-1e6, 1e6), st.sampled_from([float("nan"), float("inf")]))
 
