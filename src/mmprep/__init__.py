@@ -53,6 +53,12 @@ _LAZY = {
     "evs": "evs",
     "explain": "explain",
     "engines": "engines",
+    "data": "data",
+    "count_dataset": "data.manifest",
+    "pack": "data.pack",
+    "pack_stream": "data.pack",
+    "DatasetCounts": "data.manifest",
+    "PackResult": "data.pack",
 }
 
 

@@ -2,6 +2,7 @@
 
     mmprep count --model glm-4.1v photos/*.jpg          # a table, headers only (no decode)
     mmprep count --model isaac --json a.png b.jpg       # one JSON object per file, then a total
+    mmprep count --model glm-4.1v --manifest data.jsonl --out counts.parquet   # a dataset
     mmprep plan --model nemotron-nano-vl --height 1080 --width 1920
     mmprep explain --model glm-4.6v clip.mp4 --engines  # why a count is what it is; per engine
     mmprep models                                       # the known model names
@@ -83,6 +84,14 @@ def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
 
 
 def cmd_count(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit status 0 when every file / record was counted, 1 when any failed."""
+    if args.manifest is not None:
+        from .data.cli import count_manifest
+
+        return count_manifest(args, out)
+    if not args.files:
+        print("mmprep: error: count needs files or --manifest FILE", file=sys.stderr)
+        return 2
     family = load(args.model)
     rows: list[dict[str, Any]] = []
     total = errors = 0
@@ -107,7 +116,7 @@ def cmd_count(args: argparse.Namespace, out: TextIO) -> int:
     else:
         _table(rows, out)
         print(f"total: {total} tokens in {len(args.files)} files ({errors} errors)", file=out)
-    return 1 if errors and errors == len(args.files) else 0
+    return 1 if errors else 0
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
@@ -133,7 +142,10 @@ def build_parser(with_generate: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help=f"{names}, an HF repo id or a checkpoint dir")
     p.add_argument("--json", action="store_true", help="one JSON object per file, then a total")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("files", nargs="+")
+    p.add_argument("--manifest", help="a dataset manifest (.jsonl or .parquet): counts per record")
+    p.add_argument("--out", help="with --manifest: write per-record counts to .jsonl or .parquet")
+    p.add_argument("--tokenizer", help="with --manifest: tokenizer.json (or its dir) to count records' text")
+    p.add_argument("files", nargs="*")
 
     p = sub.add_parser("plan", help="resized size, grid and tokens of one image size")
     p.add_argument("--model", required=True, help=names)

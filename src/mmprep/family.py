@@ -76,6 +76,8 @@ class Family(Protocol):
     def explain(self, text: Any, *, images: Any = (), videos: Any = (), audios: Any = (),
                 tokenizer: Any = None, **options: Any) -> Any: ...
 
+    def pack_batch(self, samples: Any, bins: Any, *, return_tensors: str | None = None) -> list[Batch]: ...
+
 
 def unsupported(family: Any, modality: str) -> UnsupportedModalityError:
     """The error every method of a modality the model lacks raises (return it, then raise it)."""

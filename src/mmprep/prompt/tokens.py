@@ -91,7 +91,9 @@ class Vocab:
         if self._fast:
             if len(texts) == 1:  # encode_batch's thread pool costs more than one short text
                 return [tok.encode(texts[0], add_special_tokens=add_special_tokens).ids]
-            return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
+            # encode_batch_fast (tokenizers >= 0.20) skips the character offsets: same ids, ~25% less CPU
+            batch = getattr(tok, "encode_batch_fast", tok.encode_batch)
+            return [e.ids for e in batch(list(texts), add_special_tokens=add_special_tokens)]
         return [list(x) for x in tok(list(texts), add_special_tokens=add_special_tokens)["input_ids"]]
 
     def text_ids(self, text: str) -> tuple[int, ...]:

@@ -149,6 +149,13 @@ class Glm4v:
         require_none(self, audios=audios)
         return glm_prompt(self, text, images=images, videos=videos, tokenizer=tokenizer, **options)
 
+    def pack_batch(self, samples, bins, *, return_tensors=None):
+        """One packed row per bin of :func:`mmprep.pack`: concatenated ids, each sample's own
+        positions, ``cu_seqlens``, media in order (keys: :mod:`mmprep.prompt.packed`)."""
+        from ...prompt.packed import pack_rows
+
+        return pack_rows(samples, bins, return_tensors=return_tensors)
+
     def placeholder(self, plan):
         """The replacement one media item's placeholder becomes, as :class:`~mmprep.prompt.tokens.Piece` runs."""
         from .prompt import GLM

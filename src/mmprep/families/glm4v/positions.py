@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...errors import InvalidInputError
 from ...positions import _grid_pattern, _llm_blocks
 
 
@@ -33,6 +34,73 @@ def glm_mrope_positions(
         st = offset + n
     out[:, st:] = np.arange(nxt, nxt + num_tokens - st)
     return out, int(out.max()) + 1 - num_tokens
+
+
+_PATTERNS: dict[tuple[int, int, int], np.ndarray] = {}  # (t, h, w) -> np.indices pattern (3, t*h*w)
+_ARANGE = np.zeros((3, 0), dtype=np.int64)  # rows 0..n-1, grown on demand
+
+
+def _text_rows(n: int) -> np.ndarray:
+    """``(3, n)`` rows ``0..n-1`` (a view of a shared, read-only buffer)."""
+    global _ARANGE
+    if n > _ARANGE.shape[1]:
+        size = max(n, 2 * _ARANGE.shape[1], 4096)
+        _ARANGE = np.broadcast_to(np.arange(size, dtype=np.int64), (3, size)).copy()
+        _ARANGE.flags.writeable = False
+    return _ARANGE[:, :n]
+
+
+def _pattern(t: int, h: int, w: int) -> np.ndarray:
+    key = (t, h, w)
+    p = _PATTERNS.get(key)
+    if p is None:
+        if len(_PATTERNS) > 4096:
+            _PATTERNS.clear()
+        p = _PATTERNS[key] = _grid_pattern(t, h, w)
+        p.flags.writeable = False
+    return p
+
+
+def glm_mrope_positions_many(
+    lengths: np.ndarray, features: Sequence[Sequence[tuple]], spatial_merge_size: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`glm_mrope_positions` of many prompts at once, concatenated: ``(3, sum(lengths))``
+    int64 and the deltas ``(B,)``. ``features[b]``: ``(offset, (t, h, w) patches, modality)`` of
+    sample ``b`` in offset order. Each segment (a text run or a media block) is a cached pattern
+    shifted by where it starts: the previous segment's maximum + 1.
+    """
+    parts: list[np.ndarray] = []
+    starts: list[int] = []
+    sizes: list[int] = []
+    deltas: list[int] = []
+    for n, feats in zip(np.asarray(lengths).tolist(), features):
+        if n <= 0:
+            raise InvalidInputError(f"a prompt needs at least one token, got num_tokens={n}")
+        st = nxt = 0
+        for offset, (t, h, w), modality in feats:
+            lh, lw = h // spatial_merge_size, w // spatial_merge_size
+            size = t * lh * lw
+            if offset < st or offset + size > n or size <= 0 or (modality == "image" and t != 1):
+                raise InvalidInputError(f"{modality} block at {offset} ({t}x{lh}x{lw}) does not fit the prompt")
+            if offset > st:
+                parts.append(_text_rows(offset - st))
+                starts.append(nxt)
+                sizes.append(offset - st)
+                nxt += offset - st
+            parts.append(_pattern(t, lh, lw))
+            starts.append(nxt)
+            sizes.append(size)
+            nxt += max(t, lh, lw)
+            st = offset + size
+        if n > st:
+            parts.append(_text_rows(n - st))
+            starts.append(nxt)
+            sizes.append(n - st)
+            nxt += n - st
+        deltas.append(nxt - n)
+    out = np.concatenate(parts, axis=1)
+    out += np.repeat(np.asarray(starts, dtype=np.int64), sizes)
+    return out, np.asarray(deltas, dtype=np.int64)
 
 
 def glm_mrope_positions_reference(

@@ -13,12 +13,13 @@ from ...family import DEFAULT_BACKEND
 from ...errors import InvalidInputError
 from ...prompt import tokens as tk
 from ...prompt.tokens import Piece, is_whole
+from ...prompt.fast import fast_batch
 from ...prompt.driver import (
     Rules, _batch, _check_all, _check_kw, _check_rows, _counts, _flat, _grids, _metadata_plans, _run,
     image_plan, per_sample, split_samples,
 )
 from ...types import Batch, VideoPlan
-from .positions import glm_mrope_positions
+from .positions import glm_mrope_positions, glm_mrope_positions_many
 
 
 def glm_timestamp_text(version: str, second: float) -> str:
@@ -85,6 +86,7 @@ GLM = Rules(
     targets=_glm_targets,
     pieces={"image": lambda f, p: glm_image_pieces(f.spec, p.num_tokens), "video": _glm_video_pieces},
     mrope=lambda n, feats, spec: glm_mrope_positions(n, feats, spec.merge_size),
+    mrope_many=lambda lengths, feats, spec: glm_mrope_positions_many(lengths, feats, spec.merge_size),
     max_items={"video": 1},  # vLLM: get_supported_mm_limits (T36)
 )
 
@@ -95,8 +97,11 @@ def glm_prompt(family, text, images=(), videos=(), tokenizer=None, **kw) -> Batc
     _, texts, per = split_samples(text, {"image": images, "video": videos})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, lambda b, xs: [image_plan(family, x, i) for i, x in enumerate(xs)])
-    prompts = _run(GLM, family, texts, plans, vocab, kw)
     extra = {"image_grid_thw": _grids(plans, "image"), "video_grid_thw": _grids(plans, "video")}
+    fast = fast_batch(GLM, family, texts, plans, vocab, kw, extra, token_types=True)  # None: see why below
+    if fast is not None:
+        return fast
+    prompts = _run(GLM, family, texts, plans, vocab, kw)
     return _batch(prompts, vocab, kw, extra, token_types=True)
 
 

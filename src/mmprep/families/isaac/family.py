@@ -127,6 +127,13 @@ class Isaac:
         require_none(self, videos=videos, audios=audios)
         return isaac_prompt(self, text, images=images, tokenizer=tokenizer, **options)
 
+    def pack_batch(self, samples, bins, *, return_tensors=None):
+        """One packed row per bin of :func:`mmprep.pack`: concatenated ids, each sample's own
+        positions, ``cu_seqlens``, media in order (keys: :mod:`mmprep.prompt.packed`)."""
+        from ...prompt.packed import pack_rows
+
+        return pack_rows(samples, bins, return_tensors=return_tensors)
+
     def placeholder(self, plan):
         """The replacement one image's placeholder becomes, as :class:`~mmprep.prompt.tokens.Piece` runs."""
         from .prompt import ISAAC

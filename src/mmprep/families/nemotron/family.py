@@ -308,6 +308,13 @@ class NemotronVL:
                                            options.get("max_model_len")),
         )
 
+    def pack_batch(self, samples, bins, *, return_tensors=None):
+        """One packed row per bin of :func:`mmprep.pack`: concatenated ids, each sample's own
+        positions, ``cu_seqlens``, media in order (keys: :mod:`mmprep.prompt.packed`)."""
+        from ...prompt.packed import pack_rows
+
+        return pack_rows(samples, bins, return_tensors=return_tensors)
+
     def placeholder(self, plan):
         """The replacement one media item's placeholder becomes, as :class:`~mmprep.prompt.tokens.Piece` runs."""
         from .prompt import NEMOTRON

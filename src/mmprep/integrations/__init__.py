@@ -1,0 +1,1 @@
+"""Optional engines: :mod:`mmprep.integrations.ray` (``pip install 'mmprep[ray]'``)."""
