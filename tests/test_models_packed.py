@@ -35,8 +35,17 @@ def pack_row(batches: list, pixel_key: str = "pixel_values", grid_key: str = "im
     return row, lengths
 
 
-def assert_packed_equals_alone(model, batches):
+def assert_packed_equals_alone(model, batches, family=None):
     row, lengths = pack_row(batches)
+    if family is not None:  # the packer's own rows (mmprep.pack -> family.pack_batch): the same row
+        (packed_row,) = family.pack_batch(batches, [list(range(len(batches)))])
+        np.testing.assert_array_equal(np.asarray(packed_row["input_ids"]), row["input_ids"])
+        np.testing.assert_array_equal(np.asarray(packed_row["cu_seqlens"]), row["cu_seqlens"])
+        with torch.no_grad():
+            logits = model(packed_row).logits[0]
+            want = [model(b).logits[0] for b in batches]
+        for got, one in zip(logits.split(lengths), want):
+            torch.testing.assert_close(got, one, atol=1e-4, rtol=0)
     with torch.no_grad():
         packed = model(row).logits[0]
         alone = [model(b).logits[0] for b in batches]
@@ -54,7 +63,7 @@ def test_glm_packed_row_equals_each_sample_alone(ckpt, ours):  # noqa: F811
     batches = [image_batch(ckpt, f"{IMG}Describe it.", imgs[:1]),
                mmprep.load(ckpt[0]).process("Just text here.", tokenizer=ckpt[3], return_tensors="pt"),
                image_batch(ckpt, f"Look {IMG} here.", imgs[1:])]
-    assert_packed_equals_alone(ours, batches)
+    assert_packed_equals_alone(ours, batches, mmprep.load(ckpt[0]))
 
 
 def test_isaac_packed_row_equals_each_sample_alone():
@@ -68,7 +77,7 @@ def test_isaac_packed_row_equals_each_sample_alone():
                family.process("Hello there.", tokenizer=tok, return_tensors="pt"),
                family.process("<image> and <image>", images=[str(p) for p in pics[1:3]], tokenizer=tok,
                               return_tensors="pt")]
-    assert_packed_equals_alone(model, batches)
+    assert_packed_equals_alone(model, batches, family)
 
 
 def test_bad_sample_boundaries_raise(ckpt, ours):  # noqa: F811
@@ -100,7 +109,9 @@ def test_nemotron_packed_row_equals_each_sample_alone(tmp_path_factory):
         parts = [np.asarray(b[key]) for b in batches if b.get(key) is not None]
         row[key] = np.concatenate(parts)
     row.pop("pixel_values", None)
+    (packed_row,) = family.pack_batch(batches, [[0, 1, 2]])
     with torch.no_grad():
+        torch.testing.assert_close(model(packed_row).logits[0], model(row).logits[0])
         packed = model(row).logits[0]
         alone = [model(b).logits[0] for b in batches]
     for got, want in zip(packed.split(lengths), alone):

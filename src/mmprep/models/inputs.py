@@ -73,6 +73,8 @@ def pack_tokens(batch: Any, device: torch.device | str, *, max_context: int, has
             raise BudgetError(f"item {b}: {n} tokens exceed the model's context of {max_context} tokens")
     positions = _positions(batch, B, L, valid, device, has_media)
     deltas = batch.get("mrope_position_delta", batch.get("rope_deltas"))
+    if batch.get("cu_seqlens") is not None:  # packed rows carry one delta per sample; no row continues
+        deltas = None
     if deltas is None:
         top = positions.masked_fill(~valid[None], -1).amax(dim=(0, 2))
         deltas = top + 1 - lengths
