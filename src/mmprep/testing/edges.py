@@ -58,12 +58,14 @@ class AudioEdges:
 
     The count changes between ``phase + k * step - 1`` and ``phase + k * step`` for every
     ``k >= 0`` (the encoder's subsampling steps); ``hop`` (samples per feature frame) marks the
-    finer steps of the feature frames. ``max_samples``: the longest audio a plan accepts.
+    finer steps of the feature frames. ``min_samples`` / ``max_samples``: the shortest and longest
+    audio a plan accepts.
     """
 
     hop: int
     step: int
     phase: int
+    min_samples: int
     max_samples: int
     sampling_rate: int
 

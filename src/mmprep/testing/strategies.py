@@ -275,18 +275,19 @@ def _audio_kinds(a: AudioEdges) -> dict[str, st.SearchStrategy]:
 def audio_length_pairs(family, where: str = "boundary", *, valid: bool = True) -> st.SearchStrategy:
     """Two sample counts one sample apart, around the hop multiples and subsampling steps."""
     a = _edges(family, "audio")
-    uniform = st.integers(1, a.max_samples - 1).map(lambda n: (n, n + 1))
+    uniform = st.integers(a.min_samples if valid else 1, a.max_samples - 1).map(lambda n: (n, n + 1))
     pairs = _pick(_audio_kinds(a), uniform, where, "audio_length_pairs").filter(lambda p: p[0] >= 1)
     if valid:
         count = _counter(family, "audio")
-        pairs = pairs.filter(lambda p: bool((count(list(p)) >= 0).all()))
+        pairs = pairs.filter(lambda p: p[0] >= a.min_samples and bool((count(list(p)) >= 0).all()))
     return pairs
 
 
 def audio_lengths(family, where: str = "any", *, valid: bool = True) -> st.SearchStrategy:
-    """Audio lengths in samples (at the spec's rate): uniform, or around the steps."""
+    """Audio lengths in samples (at the spec's rate): uniform, or around the steps; with
+    ``valid=True`` only lengths a plan accepts (``min_samples .. max_samples``)."""
     a = _edges(family, "audio")
-    uniform = st.integers(1, a.max_samples)
+    uniform = st.integers(a.min_samples if valid else 1, a.max_samples)
     if where == "uniform":
         return uniform
     one = st.builds(lambda p, i: p[i], audio_length_pairs(family, "boundary" if where == "any" else where, valid=valid),

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...testing.edges import AudioEdges, Edges, EvsEdges, ImageEdges, VideoEdges, steps
-from .audio import subsampled_length
+from .audio import MIN_VALID_FRAMES, subsampled_length, valid_frames
 from .dynamic import TEXT_RESERVE
 from .tiles import internvl_target_ratios
 
@@ -45,8 +45,10 @@ def _audio_edges(s: Any) -> AudioEdges:
     frames = np.arange(0, 4 * s.audio_subsampling_factor + 2)
     jumps = frames[1:][np.diff(np.maximum(1, subsampled_length(frames, s.audio_subsampling_factor))) > 0]
     hop = s.audio_hop_length
+    lengths = np.arange(1, (MIN_VALID_FRAMES + 2) * hop + s.audio_n_fft)
+    shortest = int(lengths[valid_frames(lengths, s.audio_n_fft, hop) >= MIN_VALID_FRAMES][0])
     return AudioEdges(hop=hop, step=int(jumps[1] - jumps[0]) * hop, phase=int(jumps[0]) * hop,
-                      max_samples=int(s.audio_max_seconds * s.audio_sampling_rate),
+                      min_samples=shortest, max_samples=int(s.audio_max_seconds * s.audio_sampling_rate),
                       sampling_rate=s.audio_sampling_rate)
 
 
