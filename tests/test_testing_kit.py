@@ -89,11 +89,11 @@ def test_each_boundary_strategy_reaches_both_sides_of_a_count_change(name, modal
         strategy, count = mst.video_metadata_pairs(fam, kind, valid=False), _video_count(fam)
     elif modality == "audio":
         strategy = mst.audio_length_pairs(fam, kind, valid=False)
-        count = lambda ns: fam.count_audio_tokens(np.asarray(ns), on_error="minus_one")  # noqa: E731
+        count = lambda ns: fam.count_audio_tokens(np.asarray(ns), on_error="minus_one")
     else:
         e = fam.edges().evs
         strategy = mst.evs_rate_pairs(fam)
-        count = lambda qs: [retained_count(e.tokens_per_frame, e.max_frames, q) for q in qs]  # noqa: E731
+        count = lambda qs: [retained_count(e.tokens_per_frame, e.max_frames, q) for q in qs]
     pair = _find(strategy, lambda p: int(count(list(p))[0]) != int(count(list(p))[1]))
     assert count(list(pair))[0] != count(list(pair))[1]
 
@@ -120,14 +120,11 @@ def test_prompts_from_the_strategy_pass_check_batch(name, data):
     fam = FAMILIES[name]
     tok = TOKENIZERS[fam.name]()
     cases = data.draw(st.lists(mst.prompts(fam, max_items=2), min_size=1, max_size=2))
-    media = {k: [list(getattr(c, k)) for c in cases] for k in ("images", "videos", "audios") if k in c_media(cases)}
+    media = {key: [list(getattr(c, key)) for c in cases] for key in ("images", "videos", "audios")
+             if any(getattr(c, key) for c in cases)}
     batch = fam.prompt([c.text for c in cases], **media, tokenizer=tok)
     spans = check_batch(fam, batch, tokenizer=tok)
     assert [len(s) for s in spans] == [len(c.images) + len(c.videos) + len(c.audios) for c in cases]
-
-
-def c_media(cases):
-    return {k for c in cases for k in c.media}
 
 
 # -- check_batch on good and broken batches ---------------------------------------------------
