@@ -64,6 +64,9 @@ class Family(Protocol):
     def prompt(self, text: Any, *, images: Any = (), videos: Any = (), audios: Any = (),
                tokenizer: Any = None, **options: Any) -> Batch: ...
 
+    # -- testing: where the counts jump, derived from the spec (mmprep.testing reads it) -------
+    def edges(self) -> Any: ...
+
 
 def unsupported(family: Any, modality: str) -> UnsupportedModalityError:
     """The error every method of a modality the model lacks raises (return it, then raise it)."""
