@@ -18,18 +18,18 @@ from mmprep.testing import strategies as mst
 from tests.tokenizers_fixture import glm_tokenizer
 
 DOC = Path(__file__).parents[1] / "docs" / "testing.md"
-BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S) if "def test_" in b]
+BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL) if "def test_" in b]
 FIXTURES = {"tokenizer": glm_tokenizer}
 
 
 def _tests():
     for k, block in enumerate(BLOCKS):
-        for name in re.findall(r"^def (test_\w+)", block, flags=re.M):
+        for name in re.findall(r"^def (test_\w+)", block, flags=re.MULTILINE):
             yield k, name
 
 
 def test_the_page_has_three_examples_with_tests():
-    assert len(BLOCKS) == 3 and all(re.search(r"^@given", b, flags=re.M) for b in BLOCKS)
+    assert len(BLOCKS) == 3 and all(re.search(r"^@given", b, flags=re.MULTILINE) for b in BLOCKS)
 
 
 @pytest.mark.parametrize("block, name", list(_tests()))
