@@ -46,7 +46,8 @@ def _load(block: int) -> dict:
 
 # the examples must be able to fail: each catches a plausible bug in the user code it tests
 # (generation only, no shrinking, so the search stays short)
-QUICK = settings(max_examples=200, deadline=None, phases=[Phase.generate], report_multiple_bugs=False, database=None)
+QUICK = settings(max_examples=200, deadline=None, phases=[Phase.generate], report_multiple_bugs=False, database=None,
+                 derandomize=True)
 
 
 def test_the_truncation_example_catches_a_rule_that_splits_spans():
@@ -59,7 +60,7 @@ def test_the_truncation_example_catches_a_rule_that_splits_spans():
     def run(case, max_len):
         inner(glm_tokenizer(), case, max_len)
 
-    with pytest.raises(BatchCheckError, match=r"a cut at \d+ tokens splits (image|video) 0"):
+    with pytest.raises(BatchCheckError, match=r"a cut at \d+ tokens splits (image|video) \\d+"):
         run()
 
 
