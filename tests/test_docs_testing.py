@@ -60,7 +60,7 @@ def test_the_truncation_example_catches_a_rule_that_splits_spans():
     def run(case, max_len):
         inner(glm_tokenizer(), case, max_len)
 
-    with pytest.raises(BatchCheckError, match=r"a cut at \d+ tokens splits (image|video) \\d+"):
+    with pytest.raises(BatchCheckError, match=r"a cut at \d+ tokens splits (image|video) \d+"):
         run()
 
 
