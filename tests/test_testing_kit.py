@@ -185,7 +185,7 @@ def test_check_batch_names_stray_tokens_grids_pixels_and_positions():
         check_batch(fam, {**batch, "input_ids": ids}, tokenizer=tok, plans=batch.plans)
     grids = batch["image_grid_thw"].copy()
     grids[1, 1] += 2
-    with pytest.raises(BatchCheckError, match=r"sample 1: image 0: image_grid_thw row 1 is \[1, 6, 64\]"):
+    with pytest.raises(BatchCheckError, match=r"sample 1: image 0: image_grid_thw row 1 is \[1, 6, 64\] but its plan says \[1, 4, 64\]"):
         check_batch(fam, {**batch, "image_grid_thw": grids}, tokenizer=tok, plans=batch.plans)
     pos = batch["position_ids"].copy()
     pos[:, 0, 2] += 1
@@ -253,3 +253,22 @@ def test_a_naive_video_worst_case_is_caught_at_the_caps():
     m = _find(mst.video_metadata(glm), lambda m: glm.count_video_tokens(m.total_frames, m.fps, m.height, m.width)[0] > cap)
     assert max(m.height, m.width) / min(m.height, m.width) >= max(v.sizes.ratios) / 2
     assert glm.plan_video(m).num_frames >= 300
+
+
+@pytest.mark.parametrize("name, key", [("nemotron-nano-vl", "image_num_patches"),
+                                       ("nemotron-3-nano-omni", "num_tokens_per_image"),
+                                       ("nemotron-3-nano-omni", "audio_feature_lengths"),
+                                       ("nemotron-3-nano-omni", "video_num_patches")])
+def test_check_batch_reads_the_per_item_keys_the_family_names(name, key):
+    fam, tok = FAMILIES[name], nemotron_tokenizer()
+    text = "<image> a <video> b" + (" <so_embedding>" if "audio" in fam.modalities else "")
+    media = {"images": [np.zeros((60, 900, 3), np.uint8)], "videos": [(np.zeros((3, 40, 60, 3), np.uint8), 2.0)]}
+    if "audio" in fam.modalities:
+        media["audios"] = [np.zeros(4000, np.float32)]
+    batch = fam.process(text, **media, tokenizer=tok)
+    assert key in fam.edges().item_keys and key in batch
+    check_batch(fam, batch, tokenizer=tok)
+    wrong = np.asarray(batch[key]).copy()
+    wrong[0] += 1
+    with pytest.raises(BatchCheckError, match=rf"sample 0: \w+ 0: {key} row 0 is \[{int(wrong[0])}\] but its plan says"):
+        check_batch(fam, {**batch, key: wrong}, tokenizer=tok, plans=batch.plans)

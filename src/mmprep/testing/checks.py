@@ -155,36 +155,48 @@ def _sample_plans(plans: Mapping[str, Any], b: int) -> dict[str, list]:
     return {m: list(plans[m][b]) for m in MODALITIES if m in plans and b < len(plans[m])}
 
 
+def _item_value(plan, what: str) -> list[int]:
+    if what == "grid":
+        return [int(v) for v in plan.grid]
+    if what == "grid_t":
+        return [int(plan.grid[0])]
+    return [int(getattr(plan, what))]  # num_tokens, num_frames: plan fields
+
+
 def check_pixels(family, batch: Mapping[str, Any], plans: Mapping[str, Any]) -> None:
-    """Pixel rows equal the plans' grids: ``t*h*w`` patch rows for a 2-D patch array, ``t`` rows
-    (tiles or frames) for a 4-D one; a ``<modality>_grid_thw`` entry equals the plans' grids."""
-    keys = family.edges().pixel_keys
+    """Pixel rows equal the plans' grids (``t*h*w`` patch rows for a 2-D patch array, ``t`` rows,
+    tiles or frames, for a 4-D one), and every per-item entry the family names
+    (``edges().item_keys``: grids, tiles per image, tokens per image, audio frames) equals the plans."""
+    edges = family.edges()
+    keys = edges.pixel_keys
     for m in MODALITIES:
         items = [(b, i, p) for b, per in enumerate(plans.get(m, ()) or ()) for i, p in enumerate(per)]
         if m in keys and keys[m] in batch:
-            pv = _np(batch[keys[m]]) if not hasattr(batch[keys[m]], "shape") else batch[keys[m]]
-            rows = [int(np.prod(p.grid)) if len(pv.shape) == 2 else int(p.grid[0]) for _, _, p in items]
-            if int(pv.shape[0]) != sum(rows):
-                per_sample = {}
+            shape = getattr(batch[keys[m]], "shape", None) or _np(batch[keys[m]]).shape
+            rows = [int(np.prod(p.grid)) if len(shape) == 2 else int(p.grid[0]) for _, _, p in items]
+            if int(shape[0]) != sum(rows):
+                per_sample: dict[int, int] = {}
                 for (b, _, _), r in zip(items, rows):
                     per_sample[b] = per_sample.get(b, 0) + r
                 raise BatchCheckError(
-                    f"{m} pixels {keys[m]!r} have {int(pv.shape[0])} rows but the plans' grids give {sum(rows)} "
+                    f"{m} pixels {keys[m]!r} have {int(shape[0])} rows but the plans' grids give {sum(rows)} "
                     f"(per sample: {per_sample})"
                 )
-        grid_key = f"{m}_grid_thw"
-        if grid_key in batch and items:
-            got = _np(batch[grid_key]).reshape(-1, 3)
-            want = np.asarray([p.grid for _, _, p in items], dtype=np.int64).reshape(-1, 3)
-            if got.shape != want.shape:
-                raise BatchCheckError(f"{grid_key} has {got.shape[0]} rows for {want.shape[0]} planned {m} items")
-            bad = np.flatnonzero((got != want).any(axis=1))
-            if bad.size:
-                b, i, _ = items[int(bad[0])]
-                raise BatchCheckError(
-                    f"sample {b}: {m} {i}: {grid_key} row {int(bad[0])} is {got[bad[0]].tolist()} but its plan's grid "
-                    f"is {want[bad[0]].tolist()}"
-                )
+    for key, (m, what) in edges.item_keys.items():
+        items = [(b, i, p) for b, per in enumerate(plans.get(m, ()) or ()) for i, p in enumerate(per)]
+        if key not in batch or not items:
+            continue
+        want = np.asarray([_item_value(p, what) for _, _, p in items], dtype=np.int64)
+        got = _np(batch[key]).astype(np.int64).reshape(-1, want.shape[1])
+        if got.shape != want.shape:
+            raise BatchCheckError(f"{key} has {got.shape[0]} rows for {want.shape[0]} planned {m} items")
+        bad = np.flatnonzero((got != want).any(axis=1))
+        if bad.size:
+            k = int(bad[0])
+            b, i, _ = items[k]
+            raise BatchCheckError(
+                f"sample {b}: {m} {i}: {key} row {k} is {got[k].tolist()} but its plan says {want[k].tolist()}"
+            )
 
 
 def check_positions(family, position_ids: Any, attention_mask: Any, spans: Sequence[Sequence[Span]],

@@ -85,7 +85,9 @@ class Edges:
 
     ``placeholders``: the text a user writes for one media item, per modality. ``max_items``:
     items per prompt a modality allows (absent: no limit). ``pixel_keys``: the batch key of
-    each modality's pixels (``process`` output).
+    each modality's pixels (``process`` output). ``item_keys``: batch keys holding one row per
+    media item, ``key -> (modality, what)`` with ``what`` one of ``"grid"`` (the plan's
+    ``(t, h, w)``), ``"grid_t"`` (its ``t``), ``"num_tokens"``, ``"num_frames"``.
     """
 
     modalities: tuple[str, ...]
@@ -96,6 +98,7 @@ class Edges:
     placeholders: Mapping[str, str] = field(default_factory=dict)
     max_items: Mapping[str, int] = field(default_factory=dict)
     pixel_keys: Mapping[str, str] = field(default_factory=dict)
+    item_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def steps(phase: int, period: int, upto: int, also: tuple[int, ...] = ()) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ from .sampling import GLM46V_FPS_THRESHOLDS, GLM46V_MAX_DURATION, GLM46V_MAX_FRA
 from .sizing import MAX_RATIO
 
 PIXEL_KEYS = {"image": "pixel_values", "video": "pixel_values_videos"}  # glm_process's batch keys
+ITEM_KEYS = {"image_grid_thw": ("image", "grid"), "video_grid_thw": ("video", "grid")}
 
 
 def _sizes(factor: int, min_area: int, max_area: int, extra_areas: tuple[int, ...] = ()) -> ImageEdges:
@@ -60,5 +61,5 @@ def glm_edges(family: Any) -> Edges:
             "image": s.image_start_token + s.image_token + s.image_end_token,
             "video": s.video_start_token + s.video_token + s.video_end_token,
         },
-        max_items=dict(GLM.max_items), pixel_keys=PIXEL_KEYS,
+        max_items=dict(GLM.max_items), pixel_keys=PIXEL_KEYS, item_keys=ITEM_KEYS,
     )

@@ -8,6 +8,7 @@ from typing import Any
 from ...testing.edges import Edges, ImageEdges, steps
 
 PIXEL_KEYS = {"image": "pixel_values"}  # isaac_process's batch key
+ITEM_KEYS = {"image_grid_thw": ("image", "grid")}
 
 
 def isaac_edges(family: Any) -> Edges:
@@ -27,4 +28,4 @@ def isaac_edges(family: Any) -> Edges:
     image = ImageEdges(sides=steps(0, d, max_side), areas=tuple(sorted(areas)), ratios=(), min_side=1,
                        max_side=max_side)
     return Edges(modalities=family.modalities, image=image, placeholders={"image": s.vision_token},
-                 pixel_keys=PIXEL_KEYS)
+                 pixel_keys=PIXEL_KEYS, item_keys=ITEM_KEYS)

@@ -13,6 +13,9 @@ from .dynamic import TEXT_RESERVE
 from .tiles import internvl_target_ratios
 
 PIXEL_KEYS = {"image": "pixel_values_flat", "video": "pixel_values_flat_video"}  # nemotron_process's keys
+MEDIA_KEYS = {"video_num_patches": ("video", "grid_t"), "audio_feature_lengths": ("audio", "num_frames")}
+TILE_KEYS = {"image_num_patches": ("image", "grid_t")}  # tiles per image
+DYNAMIC_KEYS = {"num_tokens_per_image": ("image", "num_tokens")}
 MAX_SIDE = 8192  # px, uniform draws
 
 
@@ -69,4 +72,5 @@ def nemotron_edges(family: Any) -> Edges:
         audio=_audio_edges(s) if s.has_audio else None,
         evs=EvsEdges(s.tokens_per_frame, s.video_pruning_rate, max(s.video_num_frames, 1)),
         placeholders=placeholders, pixel_keys=PIXEL_KEYS,
+        item_keys={**MEDIA_KEYS, **(DYNAMIC_KEYS if s.dynamic else TILE_KEYS)},
     )
