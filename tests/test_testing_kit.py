@@ -187,6 +187,10 @@ def test_check_batch_names_stray_tokens_grids_pixels_and_positions():
     grids[1, 1] += 2
     with pytest.raises(BatchCheckError, match=r"sample 1: image 0: image_grid_thw row 1 is \[1, 6, 64\] but its plan says \[1, 4, 64\]"):
         check_batch(fam, {**batch, "image_grid_thw": grids}, tokenizer=tok, plans=batch.plans)
+    types = batch["mm_token_type_ids"].copy()
+    types[0, 3] = 0
+    with pytest.raises(BatchCheckError, match=r"sample 0: mm_token_type_ids at token 3 is 0 but the spans give 1"):
+        check_batch(fam, {**batch, "mm_token_type_ids": types}, tokenizer=tok, plans=batch.plans)
     pos = batch["position_ids"].copy()
     pos[:, 0, 2] += 1
     with pytest.raises(BatchCheckError, match=r"sample 0: position_ids at token 2"):

@@ -20,7 +20,14 @@ import numpy as np
 
 from ..errors import MmprepError
 from ..positions import MediaFeature
-from ..prompt.tokens import Span, as_vocab, pieces_num_features, pieces_to_ids
+from ..prompt.driver import token_type_ids
+from ..prompt.tokens import (
+    Expansion,
+    Span,
+    as_vocab,
+    pieces_num_features,
+    pieces_to_ids,
+)
 
 MODALITIES = ("image", "video", "audio")
 
@@ -87,13 +94,18 @@ def media_spans(family, input_ids: Any, plans: Mapping[str, Sequence[Any]], *, t
     item's exact replacement is missing, cut by the end of the ids, or a placeholder token sits
     outside every item.
     """
-    vocab = as_vocab(tokenizer)
+    return _match(family, input_ids, plans, as_vocab(tokenizer), sample).spans
+
+
+def _match(family, input_ids: Any, plans: Mapping[str, Sequence[Any]], vocab, sample: int) -> Expansion:
+    """The sample's ids, its feature mask (tokens that take encoder rows) and spans, as found."""
     ids = _np(input_ids).astype(np.int64).ravel()
     reps = {m: [_expected(family, p, vocab, sample, m, i) for i, p in enumerate(plans.get(m, ()) or ())]
             for m in MODALITIES}
     features = {int(t) for items in reps.values() for rep, mask in items for t in rep[mask]}
     nxt = {m: 0 for m in MODALITIES}
     spans: list[Span] = []
+    feature = np.zeros(ids.size, dtype=bool)
     cursor = 0
     while any(nxt[m] < len(reps[m]) for m in MODALITIES):
         found = []
@@ -103,9 +115,12 @@ def media_spans(family, input_ids: Any, plans: Mapping[str, Sequence[Any]], *, t
                 at, cut = _find(ids, rep, cursor)
                 found.append((at if at is not None else np.inf, m, rep, mask, cut))
         at, m, rep, mask, cut = min(found, key=lambda f: f[0])
+        if at == np.inf:  # nothing whole is left: an item cut by the end, else a missing one
+            cuts = [f for f in found if f[4] is not None]
+            if cuts:
+                _, m, rep, mask, cut = min(cuts, key=lambda f: f[4])
         i = nxt[m]
         if at == np.inf:
-            cut = min((f[4] for f in found if f[1] == m and f[4] is not None), default=None)
             if cut is not None:
                 raise BatchCheckError(
                     f"sample {sample}: {m} {i} is cut by the end of the sequence: it starts at token {cut} and "
@@ -119,10 +134,11 @@ def media_spans(family, input_ids: Any, plans: Mapping[str, Sequence[Any]], *, t
             )
         at = int(at)
         spans.append(Span(m, i, at, int(rep.size), int(mask.sum())))
+        feature[at:at + rep.size] = mask
         nxt[m] += 1
         cursor = at + rep.size
     _check_strays(ids, spans, features, sample)
-    return tuple(spans)
+    return Expansion(ids, feature, tuple(spans))
 
 
 def _check_strays(ids: np.ndarray, spans: Sequence[Span], features: set[int], sample: int) -> None:
@@ -231,6 +247,22 @@ def check_positions(family, position_ids: Any, attention_mask: Any, spans: Seque
             )
 
 
+def check_token_types(token_types: Any, attention_mask: Any, found: Sequence[Expansion]) -> None:
+    """``mm_token_type_ids`` ``(B, L)`` mark exactly the placeholder tokens of each modality."""
+    types, mask = _np(token_types), _np(attention_mask).astype(bool)
+    if types.shape != mask.shape:
+        raise BatchCheckError(f"mm_token_type_ids has shape {types.shape}, input_ids {mask.shape}")
+    for b, exp in enumerate(found):
+        got, want = types[b][mask[b]], token_type_ids(exp)
+        bad = np.flatnonzero(got != want)
+        if bad.size:
+            j = int(bad[0])
+            raise BatchCheckError(
+                f"sample {b}: mm_token_type_ids at token {j} is {int(got[j])} but the spans give {int(want[j])} "
+                f"({bad.size} tokens differ)"
+            )
+
+
 def check_batch(family, batch: Mapping[str, Any], *, tokenizer: Any, plans: Mapping[str, Any] | None = None
                 ) -> list[tuple[Span, ...]]:
     """Check every invariant of a batch against its plans; return each sample's media spans.
@@ -249,8 +281,11 @@ def check_batch(family, batch: Mapping[str, Any], *, tokenizer: Any, plans: Mapp
     for m in MODALITIES:
         if m in plans and plans[m] and len(plans[m]) != ids.shape[0]:
             raise BatchCheckError(f"plans hold {len(plans[m])} samples of {m}s but input_ids has {ids.shape[0]} rows")
-    spans = [media_spans(family, ids[b][mask[b].astype(bool)], _sample_plans(plans, b), tokenizer=tokenizer, sample=b)
-             for b in range(ids.shape[0])]
+    vocab = as_vocab(tokenizer)
+    found = [_match(family, ids[b][mask[b].astype(bool)], _sample_plans(plans, b), vocab, b) for b in range(ids.shape[0])]
+    spans = [e.spans for e in found]
+    if "mm_token_type_ids" in batch:
+        check_token_types(batch["mm_token_type_ids"], mask, found)
     check_pixels(family, batch, plans)
     if "position_ids" in batch:
         check_positions(family, batch["position_ids"], mask, spans, plans)
