@@ -47,6 +47,8 @@ def _clip(v: int, lo: int, hi: int) -> int:
 
 
 def _side_pairs(e: ImageEdges) -> st.SearchStrategy:
+    """``(s - 1, s)`` or ``(s, s + 1)`` px in one side for an edge side ``s``, any other side."""
+
     def build(s: int, d: int, other: int, flip: bool):
         a, b = (s + d, other), (s + d + 1, other)
         return ((a[1], a[0]), (b[1], b[0])) if flip else (a, b)
@@ -56,6 +58,8 @@ def _side_pairs(e: ImageEdges) -> st.SearchStrategy:
 
 
 def _area_pairs(e: ImageEdges) -> st.SearchStrategy:
+    """Sizes whose area sits just under / on an edge area, from square (``k = 0``) to elongated."""
+
     def build(area: int, k: int, d: int, flip: bool):
         root = math.isqrt(area)
         h = _clip(root + k, max(1, -(-area // (2 * e.max_side))), max(1, area))
@@ -68,6 +72,8 @@ def _area_pairs(e: ImageEdges) -> st.SearchStrategy:
 
 
 def _ratio_pairs(e: ImageEdges) -> st.SearchStrategy:
+    """Sizes whose aspect ratio ``w / h`` sits just under / on an edge ratio."""
+
     def build(ratio: float, h: int, d: int):
         w = max(1, round(h * ratio) + d)
         return (h, w), (h, w + 1)
