@@ -47,14 +47,20 @@ def _clip(v: int, lo: int, hi: int) -> int:
 
 
 def _side_pairs(e: ImageEdges) -> st.SearchStrategy:
-    """``(s - 1, s)`` or ``(s, s + 1)`` px in one side for an edge side ``s``, any other side."""
+    """``(s - 1, s)`` or ``(s, s + 1)`` px in one side for an edge side ``s``; the other side keeps
+    the area under one of the family's edge areas (where a clamp does not hide the rounding) or
+    takes any length."""
 
-    def build(s: int, d: int, other: int, flip: bool):
+    @st.composite
+    def pairs(draw):
+        s = draw(st.sampled_from(e.sides))
+        d = draw(st.sampled_from((0, -1)))
+        area = draw(st.sampled_from((*e.areas, e.max_side * e.max_side)))
+        other = draw(st.integers(e.min_side, _clip(area // max(s, 1), e.min_side, e.max_side)))
         a, b = (s + d, other), (s + d + 1, other)
-        return ((a[1], a[0]), (b[1], b[0])) if flip else (a, b)
+        return ((a[1], a[0]), (b[1], b[0])) if draw(st.booleans()) else (a, b)
 
-    return st.builds(build, st.sampled_from(e.sides), st.sampled_from((0, -1)),
-                     st.integers(e.min_side, e.max_side), st.booleans()).filter(lambda p: p[0][0] >= 1 and p[0][1] >= 1)
+    return pairs().filter(lambda p: min(p[0]) >= 1)
 
 
 def _area_pairs(e: ImageEdges) -> st.SearchStrategy:
