@@ -41,6 +41,15 @@ def test_import_mmprep_and_its_checks_load_neither_hypothesis_nor_torch():
     assert out.strip() == "[]"
 
 
+def test_without_hypothesis_the_checks_work_and_the_strategies_say_what_to_install():
+    code = ("import sys; sys.modules['hypothesis'] = None\n"
+            "from mmprep.testing import check_batch\n"
+            "try:\n    from mmprep.testing import strategies\n"
+            "except ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'mmprep[testing]'" in out
+
+
 def test_edges_are_derived_from_the_spec_not_retyped():
     glm = mmprep.load("glm-4.1v", patch_size=16)  # factor 32: steps at 16 + 32k
     assert glm.edges().image.sides[:3] == (16, 32, 48)
