@@ -30,6 +30,7 @@ from mmprep.families.nemotron.audio import (
     subsampled_length,
 )
 from mmprep.io.audio import probe_audio, read_audio, resampled_length
+from mmprep.testing import strategies as mst
 
 HOP, SR = 160, 16_000
 HOUR = 3600 * SR
@@ -94,6 +95,7 @@ lengths = st.one_of(
     st.integers(1, 20_000).map(lambda k: k * HOP),  # exact hop multiples
     st.integers(1, 10 * 60 * SR),  # up to 10 minutes
     st.integers(HOUR - 10 * HOP, HOUR + 10 * HOP),  # hour-long
+    mst.audio_lengths(OMNI, "boundary", valid=False),  # around the hop and subsampling steps
 )
 
 

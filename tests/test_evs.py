@@ -7,10 +7,14 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
+import mmprep
 from mmprep import MmprepError
 from mmprep import evs
+from mmprep.testing import strategies as mst
 
-RATES = st.floats(0.0, 0.999, exclude_max=False).filter(lambda q: q < 1)
+# uniform rates, and the rates where a 32-frame video's retained count steps (mmprep.testing)
+RATES = st.one_of(st.floats(0.0, 0.999, exclude_max=False).filter(lambda q: q < 1),
+                  mst.evs_rates(mmprep.load("nemotron-nano-vl")))
 
 
 @given(st.integers(1, 5000), st.integers(1, 2000), RATES)

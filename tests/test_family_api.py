@@ -20,7 +20,7 @@ from mmprep import (
 NAMES = mmprep.MODEL_NAMES
 SRC = Path(mmprep.__file__).parent
 METHODS = ("plan_image", "plan_video", "plan_audio", "count_image_tokens", "count_video_tokens",
-           "count_audio_tokens", "pixels", "video_pixels", "audio_features", "process", "prompt")
+           "count_audio_tokens", "pixels", "video_pixels", "audio_features", "process", "prompt", "edges")
 
 
 @pytest.mark.parametrize("name", NAMES)

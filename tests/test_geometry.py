@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import mmprep
 from mmprep import InvalidInputError, MmprepError
+from mmprep.testing import strategies as mst
 
 sizes = st.integers(1, 7_000)  # 7000² < the Isaac pixel limit
 small = st.integers(1, 3000)
@@ -29,9 +30,10 @@ def scalar_or_minus_one(family, h, w):
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=repr)
-@given(hs=st.lists(sizes, min_size=1, max_size=40), ws=st.lists(sizes, min_size=40, max_size=40))
-def test_vectorized_count_equals_scalar_plan(family, hs, ws):
-    ws = ws[: len(hs)]
+@given(data=st.data())
+def test_vectorized_count_equals_scalar_plan(family, data):
+    # sizes around the family's own edges (mmprep.testing), invalid ones included
+    hs, ws = zip(*data.draw(st.lists(mst.image_sizes(family, valid=False), min_size=1, max_size=40)))
     got = family.count_image_tokens(np.array(hs), np.array(ws), on_error="minus_one")
     want = [scalar_or_minus_one(family, h, w) for h, w in zip(hs, ws)]
     assert got.tolist() == want

@@ -78,6 +78,9 @@ class Family(Protocol):
 
     def pack_batch(self, samples: Any, bins: Any, *, return_tensors: str | None = None) -> list[Batch]: ...
 
+    # -- testing: where the counts jump, derived from the spec (mmprep.testing reads it) -------
+    def edges(self) -> Any: ...
+
 
 def unsupported(family: Any, modality: str) -> UnsupportedModalityError:
     """The error every method of a modality the model lacks raises (return it, then raise it)."""

@@ -173,7 +173,7 @@ def assemble(
         ids[b, sl] = p.input_ids
         mask[b, sl] = 1
         if token_types:
-            types[b, sl] = _token_types(p.expansion)
+            types[b, sl] = token_type_ids(p.expansion)
     out = {"input_ids": ids, "attention_mask": mask}
     if token_types:
         out["mm_token_type_ids"] = types
@@ -183,7 +183,7 @@ def assemble(
     return out
 
 
-def _token_types(exp: Expansion) -> np.ndarray:
+def token_type_ids(exp: Expansion) -> np.ndarray:
     """0 text, 1 image, 2 video, 3 audio for every embedding slot (transformers' mm_token_type_ids)."""
     types = np.zeros(exp.input_ids.size, dtype=np.int64)
     code = {"image": 1, "video": 2, "audio": 3}

@@ -41,6 +41,13 @@ class Glm4v:
     def __repr__(self) -> str:
         return f"Glm4v(version={self.spec.version!r})"
 
+    def edges(self):
+        """Where this model's counts jump, derived from its spec: the sizes, video metadata and
+        audio lengths :mod:`mmprep.testing` draws around (an :class:`~mmprep.testing.edges.Edges`)."""
+        from .edges import glm_edges
+
+        return glm_edges(self)
+
     # -- images ------------------------------------------------------------------------------
 
     def plan_image(self, height: int, width: int, *, index: int | None = None) -> ImagePlan:

@@ -43,6 +43,13 @@ class Isaac:
     def __repr__(self) -> str:
         return "Isaac()"
 
+    def edges(self):
+        """Where this model's counts jump, derived from its spec: the sizes, video metadata and
+        audio lengths :mod:`mmprep.testing` draws around (an :class:`~mmprep.testing.edges.Edges`)."""
+        from .edges import isaac_edges
+
+        return isaac_edges(self)
+
     def _check_pixels(self, height: int, width: int, index: int | None) -> None:
         limit = self.spec.max_image_pixels
         if limit is not None and height * width > limit:

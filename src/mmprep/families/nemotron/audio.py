@@ -39,6 +39,7 @@ CLIP_MIN_SECONDS = 0.1
 LOG_GUARD = 2.0**-24  # log(mel + guard)
 NORM_EPS = 1e-5  # (x - mean) / (std + eps)
 VARIANTS = ("vllm", "vllm-clips", "transformers")
+MIN_VALID_FRAMES = 2  # the per-utterance normalization's (n - 1) needs two valid feature frames
 _CHUNK = 512  # STFT frames per numpy block: cache-sized (2x faster than 4096), bounds memory
 
 
@@ -149,11 +150,12 @@ def _make_plan(n: int, s, prefix: str, max_seconds: float | None) -> AudioPlan:
             f"maximum {limit} s (audio_max_seconds; pass max_seconds=0 to lift it)"
         )
     frames = int(valid_frames(n, s.audio_n_fft, s.audio_hop_length))
-    if frames < 2:
+    if frames < MIN_VALID_FRAMES:
+        least = MIN_VALID_FRAMES * s.audio_hop_length
         raise MediaError(
             f"{prefix}audio of {n} samples gives {frames} valid feature frame(s); the extractor's "
-            f"per-utterance normalization needs >= 2 (>= {2 * s.audio_hop_length} samples, "
-            f"{2 * s.audio_hop_length / rate * 1000:.0f} ms) and would return NaN features"
+            f"per-utterance normalization needs >= {MIN_VALID_FRAMES} (>= {least} samples, "
+            f"{least / rate * 1000:.0f} ms) and would return NaN features"
         )
     tokens = int(_token_counts(np.int64(n), s, s.audio_token_rule))
     return AudioPlan(num_samples=n, sampling_rate=rate, num_frames=frames, num_tokens=tokens)

@@ -63,6 +63,13 @@ class NemotronVL:
     def __repr__(self) -> str:
         return f"NemotronVL(dynamic={self.spec.dynamic}, audio={self.spec.has_audio})"
 
+    def edges(self):
+        """Where this model's counts jump, derived from its spec: the sizes, video metadata and
+        audio lengths :mod:`mmprep.testing` draws around (an :class:`~mmprep.testing.edges.Edges`)."""
+        from .edges import nemotron_edges
+
+        return nemotron_edges(self)
+
     # -- tiles (InternVL-style) --------------------------------------------------------------
 
     def _plan_tiles(self, height: int, width: int, max_num_tiles: int | None) -> ImagePlan:
