@@ -72,6 +72,24 @@ def _check_duration(duration: Any) -> float:
     return duration
 
 
+def check_frame_indices(frame_indices: Any, total_frames: int) -> tuple[int, ...]:
+    """Caller-chosen frame indices: a non-empty sequence of ints (whole floats accepted) inside
+    ``[0, total_frames)``; a fraction, a bool, NaN or a string is refused, never truncated."""
+    if isinstance(frame_indices, (str, bytes)) or not hasattr(frame_indices, "__iter__"):
+        raise InvalidInputError(f"frame_indices must be a list of ints, got {type(frame_indices).__name__}")
+    out = []
+    for k, i in enumerate(frame_indices):
+        whole = isinstance(i, (float, np.floating)) and math.isfinite(i) and float(i).is_integer()
+        if isinstance(i, (bool, np.bool_)) or not (isinstance(i, (int, np.integer)) or whole):
+            raise InvalidInputError(f"frame_indices[{k}] must be an int, got {i!r}")
+        out.append(int(i))
+    if not out:
+        raise InvalidInputError("frame_indices must not be empty")
+    if min(out) < 0 or max(out) >= total_frames:
+        raise InvalidInputError(f"frame_indices must lie inside [0, {total_frames}), got {min(out)}..{max(out)}")
+    return tuple(out)
+
+
 def _passthrough(metadata: Mapping[str, Any], meta_frames: int) -> list[int]:
     if "frames_indices" not in metadata:
         raise InvalidInputError("do_sample_frames is false but metadata has no 'frames_indices'")

@@ -30,6 +30,10 @@ class Glm4v:
         check_spec(self.spec, non_negative=tuple(f for f in GlmSpec.__dataclass_fields__ if f.endswith("_id")))
         if self.spec.version not in VERSIONS:
             raise InvalidInputError(f"GlmSpec.version must be one of {tuple(VERSIONS)}, got {self.spec.version!r}")
+        for kind in ("image", "video"):
+            lo, hi = getattr(self.spec, f"{kind}_min_pixels"), getattr(self.spec, f"{kind}_max_pixels")
+            if lo > hi:
+                raise InvalidInputError(f"GlmSpec.{kind}_min_pixels {lo} exceeds {kind}_max_pixels {hi}")
 
     def __repr__(self) -> str:
         return f"Glm4v(version={self.spec.version!r})"
