@@ -15,12 +15,20 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, MmprepError, item_prefix
-from .validate import MAX_COUNT, MAX_SIDE, as_size_arrays, check_int, check_number, check_on_error, check_size
+from .io.video import probe_video, read_frames
+from .types import VideoMetadata
+from .validate import (
+    MAX_COUNT,
+    MAX_SIDE,
+    as_size_arrays,
+    check_int,
+    check_number,
+    check_on_error,
+    check_size,
+)
 
 MAX_FPS = 1e6  # frames/s: high-speed cameras record up to ~1e5
 MAX_SECONDS = 1e9  # s of video (~32 years): durations and frame stamps stay exact in float64
-from .types import VideoMetadata
-from .io.video import probe_video, read_frames
 
 __all__ = ["probe_video", "read_frames", "video_arrays", "vllm_metadata"]
 
