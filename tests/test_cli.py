@@ -28,7 +28,7 @@ def test_count_json_has_exactly_the_documented_keys_and_a_total(tmp_path):
     bad.write_bytes(b"not an image")
     code, text = run("count", "--model", "glm-4.1v", "--json", str(good), str(bad))
     lines = [json.loads(x) for x in text.splitlines()]
-    assert code == 0 and len(lines) == 3
+    assert code == 1 and len(lines) == 3  # every row and the total printed, then a failing exit status
     assert set(lines[0]) == set(COUNT_KEYS)
     assert lines[0]["num_tokens"] == 391 and lines[0]["grid"] == [1, 34, 46]
     assert lines[0]["resized_height"] == 476 and lines[0]["resized_width"] == 644

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, MediaError, item_prefix
 from ..types import AudioMetadata
+from . import check_path
 
 RESAMPLE_QUALITY = "HQ"  # python-soxr quality; librosa's default res_type "soxr_hq"
 MAX_RATE = 1e8  # Hz: above any audio format (DSD is 2.8-11.3 MHz); soxr would hang on 1e300
@@ -124,6 +125,7 @@ def _decode(source: Any, prefix: str) -> tuple[np.ndarray, float]:
     """soundfile decode to float32 ``(time, channels)``; every failure becomes a MediaError."""
     import soundfile as sf
 
+    check_path(source, "audio", prefix)
     try:
         with sf.SoundFile(_file_like(source)) as f:
             header, rate = f.frames, f.samplerate
@@ -211,6 +213,7 @@ def probe_audio(source: Any, *, sampling_rate: float | None = None) -> AudioMeta
     if _is_file_source(source):
         import soundfile as sf
 
+        check_path(source, "audio", prefix)
         try:
             info = sf.info(_file_like(source))
         except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:

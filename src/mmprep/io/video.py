@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, MediaError
 from ..types import VideoMetadata
+from . import check_path
 
 MAX_THREADS = 8
 # codecs whose packets each carry exactly one shown picture (VP8 alt-ref packets show nothing,
@@ -59,6 +60,7 @@ def _open(source: Any):
     if isinstance(source, (bytes, bytearray, memoryview)):
         handle: Any = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
+        check_path(source, "video")
         handle = os.fspath(source)
     elif hasattr(source, "read") and hasattr(source, "seek"):
         source.seek(0)
