@@ -80,10 +80,10 @@ def check_metadata(meta: VideoMetadata, index: int | None = None) -> VideoMetada
             )
     except InvalidInputError as e:
         raise InvalidInputError(f"{pre}video metadata: {e}") from None
-    return VideoMetadata(total, fps, height, width, duration)
+    return VideoMetadata(total, fps, height, width, duration, meta.rotation)
 
 
-def _frames(source: Any, indices, index: int | None, transform=None) -> np.ndarray:
+def _frames(source: Any, indices, index: int | None, transform=None, expect_frames: int | None = None) -> np.ndarray:
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], np.ndarray):
         frames = source[0]
         idx = np.asarray(indices, dtype=np.int64)
@@ -93,7 +93,7 @@ def _frames(source: Any, indices, index: int | None, transform=None) -> np.ndarr
     if isinstance(source, VideoMetadata):
         raise InvalidInputError(f"{item_prefix(index)}pixels need a video file, bytes or decoded frames, not metadata")
     try:
-        return read_frames(source, indices, transform=transform)
+        return read_frames(source, indices, transform=transform, expect_frames=expect_frames)
     except MmprepError as e:
         raise type(e)(f"{item_prefix(index)}{e}") from None
 
@@ -106,7 +106,9 @@ def _decode_batch(videos: Any, backend: str, plan_one: Any, pixels_one: Any) -> 
     plans, parts = [], []
     for i, src in enumerate(_as_videos(videos)):
         plan = plan_one(src, i)
-        frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width))
+        # the decode checks the stream against the frame count the plan was made for
+        expect = plan.metadata.total_frames if isinstance(plan.metadata, VideoMetadata) else None
+        frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width), expect)
         try:
             parts.append(pixels_one(frames, plan))
         except MmprepError as e:

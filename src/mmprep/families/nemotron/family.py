@@ -27,19 +27,23 @@ def _check_tiles(value: Any, what: str) -> int:
     return int(value)
 
 
-def _check_shuffle(image_size: int | None, patch_size: int, ratio: float, prefix: str) -> None:
-    """The pixel shuffle merges ``1/r`` x ``1/r`` patches: ``1/r`` must be a whole number and, for
-    tiles, divide the ``image_size / patch_size`` patches of a tile side."""
+def _check_shuffle(ratio: float, prefix: str) -> None:
+    """The pixel shuffle merges ``1/r`` x ``1/r`` patches: ``1/r`` must be a whole number."""
     if not 0 < ratio <= 1 or not float(1 / ratio).is_integer():
         raise InvalidInputError(f"{prefix}downsample_ratio must be 1/k for a whole k (0.5: 2x2 patches), got {ratio}")
-    if image_size is None:
-        return
-    if image_size % patch_size:
-        raise InvalidInputError(f"image_size {image_size} px is not a multiple of patch_size {patch_size} px")
-    if (image_size // patch_size) % round(1 / ratio):
+
+
+def _check_tile_patches(s: NemotronSpec) -> None:
+    """Image tiles are cut into ``image_size / patch_size`` patches a side, merged ``1/r`` at a time.
+
+    Checked when tiling an image, not at load: the reference's video prompt text takes sizes
+    that do not divide (its token formulas round), and the golden rows use them.
+    """
+    k = round(1 / s.downsample_ratio)
+    if s.image_size % s.patch_size or (s.image_size // s.patch_size) % k:
         raise InvalidInputError(
-            f"{image_size // patch_size} patches per tile side do not split into {round(1 / ratio)}-patch groups "
-            f"(downsample_ratio {ratio})"
+            f"image tiles of {s.image_size} px do not split into {s.patch_size}-px patches in groups of {k} "
+            f"(image_size must be a multiple of patch_size / downsample_ratio = {s.patch_size * k} px)"
         )
 
 
@@ -75,9 +79,9 @@ class NemotronVL:
         if s.min_num_tiles < 1 or s.max_num_tiles < s.min_num_tiles:
             raise InvalidInputError(f"tile bounds must satisfy 1 <= min <= max, got {s.min_num_tiles}, {s.max_num_tiles}")
         _check_tiles(s.max_num_tiles, "NemotronSpec.max_num_tiles")
-        _check_shuffle(s.image_size, s.patch_size, s.downsample_ratio, "")
+        _check_shuffle(s.downsample_ratio, "")
         if s.video_downsample_ratio is not None:
-            _check_shuffle(None, s.video_patch, s.video_downsample_ratio, "video_")
+            _check_shuffle(s.video_downsample_ratio, "video_")
         if s.max_model_len <= TEXT_RESERVE or s.max_model_len > MAX_COUNT:
             raise InvalidInputError(
                 f"NemotronSpec.max_model_len must be in ({TEXT_RESERVE}, {MAX_COUNT}] (vLLM keeps {TEXT_RESERVE} "
@@ -106,6 +110,7 @@ class NemotronVL:
 
     def _plan_tiles(self, height: int, width: int, max_num_tiles: int | None) -> ImagePlan:
         s = self.spec
+        _check_tile_patches(s)
         most = s.max_num_tiles if max_num_tiles is None else _check_tiles(max_num_tiles, "max_num_tiles")
         if most < s.min_num_tiles:
             raise InvalidInputError(f"max_num_tiles {most} is below min_num_tiles {s.min_num_tiles}")
@@ -184,6 +189,7 @@ class NemotronVL:
         shape = h.shape
         h, w, ok = h.ravel(), w.ravel(), ok.ravel()
         if not s.dynamic:
+            _check_tile_patches(s)
             cols, rows = internvl_grid_np(h, w, s.min_num_tiles, s.max_num_tiles, s.image_size)
             blocks = cols * rows
             tiles = blocks + ((blocks != 1) & s.use_thumbnail)
