@@ -114,8 +114,8 @@ def resample(x: np.ndarray, orig_rate: float, target_rate: float) -> np.ndarray:
         return x
     import soxr
 
+    n = resampled_length(len(x), orig_rate, target_rate)  # refuses absurd lengths before soxr runs
     y = soxr.resample(x, orig_rate, target_rate, quality=RESAMPLE_QUALITY)
-    n = resampled_length(len(x), orig_rate, target_rate)
     if len(y) >= n:
         return y[:n]
     return np.concatenate([y, np.zeros(n - len(y), dtype=y.dtype)])
