@@ -20,6 +20,8 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+MAX_SAMPLED = 2**20  # frames one sampler rule may list before de-duplication (GLM-4.1V: 600)
+
 
 @dataclass(frozen=True)
 class FrameSample:
@@ -140,15 +142,26 @@ def fps_indices(duration, video_fps, max_idx: int, fps, max_duration) -> tuple[l
     GLM-4.1V's sampler and vLLM's ``opencv_dynamic`` loader share this rule."""
     if duration <= max_duration:
         n = int(math.floor(duration * fps))
+        _check_sampled(n)
         # i * video_fps first, then / fps: the reference's order
         raw = np.ceil((np.arange(n, dtype=np.float64) * video_fps) / fps)
         return np.minimum(max_idx, raw).astype(np.int64).tolist(), "fps"
     num_samples = int(max_duration * fps)
     if num_samples >= max_idx + 1:
         return list(range(max_idx + 1)), "all_frames"
+    _check_sampled(num_samples)
     seconds = np.linspace(0, duration, num_samples, endpoint=True)
     return np.minimum(max_idx, np.ceil(seconds * video_fps)).astype(np.int64).tolist(), "linspace_seconds"
 
 
 def linspace_int(start: int, stop: int, num: int) -> list[int]:
+    _check_sampled(num)
     return np.linspace(start, stop, num, dtype=int).tolist()
+
+
+def _check_sampled(n: int) -> None:
+    if n > MAX_SAMPLED:
+        raise InvalidInputError(
+            f"the sampler would list {n} frames, above the limit of {MAX_SAMPLED} (check the spec's "
+            f"video fps / duration / frame settings)"
+        )

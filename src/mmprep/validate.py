@@ -35,16 +35,26 @@ def with_overrides(spec: S, overrides: dict[str, Any]) -> S:
     return dataclasses.replace(spec, **overrides)  # type: ignore[type-var]
 
 
-def check_spec(spec: Any, *, non_negative: tuple[str, ...] = (), any_int: tuple[str, ...] = ()) -> None:
-    """Reject spec values no checkpoint can have: non-int sizes, sizes <= 0, NaN/inf floats.
+SPEC_INT_MAX = 2**31 - 1  # any int a checkpoint holds (ids, lengths, patch counts)
+SPEC_SMALL_MAX = 2**16  # px sizes and factors that size loops and allocations (patch, tile, FFT)
+SPEC_FLOAT_MAX = 2.0**31
+
+
+def check_spec(spec: Any, *, non_negative: tuple[str, ...] = (), any_int: tuple[str, ...] = (),
+               small: tuple[str, ...] = ()) -> None:
+    """Reject spec values no checkpoint can have: non-int sizes, sizes <= 0, NaN/inf floats, and
+    values so large that the arithmetic downstream would overflow or allocate without bound.
 
     Int fields must be ints >= 1 (``non_negative``: >= 0, ``any_int``: any int, e.g. "<= 0 means
-    no cap"); float fields must be finite and > 0 unless listed in ``non_negative``. ``None`` is
-    allowed where the field's default is ``None``-able (its annotation says so).
+    no cap") and at most :data:`SPEC_INT_MAX` (``*_pixels`` areas: :data:`MAX_AREA`; ``small``
+    fields: :data:`SPEC_SMALL_MAX`); float fields must be finite, > 0 unless listed in
+    ``non_negative``, and at most :data:`SPEC_FLOAT_MAX`. ``None`` is allowed where the field's
+    default is ``None``-able (its annotation says so).
     """
     for f in dataclasses.fields(spec):
         v = getattr(spec, f.name)
         kind = str(f.type)
+        name = f"{type(spec).__name__}.{f.name}"
         if v is None and "None" in kind:
             continue
         if kind.startswith("tuple["):
@@ -54,23 +64,28 @@ def check_spec(spec: Any, *, non_negative: tuple[str, ...] = (), any_int: tuple[
             continue
         if kind.startswith("bool"):
             if not isinstance(v, (bool, np.bool_)):
-                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be a bool, got {v!r}")
+                raise InvalidInputError(f"{name} must be a bool, got {v!r}")
             continue
-        is_int = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+        is_int = isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
         if kind.startswith("int"):
             if not is_int:
-                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be an int, got {v!r}")
+                raise InvalidInputError(f"{name} must be an int, got {v!r}")
             floor = None if f.name in any_int else (0 if f.name in non_negative else 1)
+            most = SPEC_SMALL_MAX if f.name in small else MAX_AREA if f.name.endswith("_pixels") else SPEC_INT_MAX
+            if abs(v) > most:
+                raise InvalidInputError(f"{name} must be at most {most}, got {v!r}")
         else:
-            if not (is_int or isinstance(v, (float, np.floating))) or not np.isfinite(v):
-                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be a finite number, got {v!r}")
+            if not (is_int or isinstance(v, (float, np.floating))) or not math.isfinite(v):
+                raise InvalidInputError(f"{name} must be a finite number, got {v!r}")
+            if abs(v) > SPEC_FLOAT_MAX:
+                raise InvalidInputError(f"{name} must be at most {SPEC_FLOAT_MAX:g}, got {v!r}")
             if f.name in any_int:
                 continue
             floor = 0 if f.name in non_negative else None
             if floor is None and v <= 0:
-                raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be positive, got {v!r}")
+                raise InvalidInputError(f"{name} must be positive, got {v!r}")
         if floor is not None and v < floor:
-            raise InvalidInputError(f"{type(spec).__name__}.{f.name} must be >= {floor}, got {v!r}")
+            raise InvalidInputError(f"{name} must be >= {floor}, got {v!r}")
 
 
 def _check_tuple(spec: Any, name: str, kind: str, v: Any) -> None:

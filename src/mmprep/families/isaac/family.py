@@ -25,7 +25,7 @@ class Isaac:
 
     def __init__(self, spec: IsaacSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or IsaacSpec(), overrides)
-        check_spec(self.spec)
+        check_spec(self.spec, small=("patch_size", "pixel_shuffle_scale", "text_head_dim"))
         s = self.spec
         if s.min_num_patches is not None and s.min_num_patches > s.max_num_patches:
             raise InvalidInputError(

@@ -66,7 +66,9 @@ class NemotronVL:
 
     def __init__(self, spec: NemotronSpec | None = None, **overrides: Any):
         self.spec = s = with_overrides(spec or NemotronSpec(), overrides)
-        check_spec(s, non_negative=("video_fps", "video_pruning_rate"), any_int=("max_num_patches",))
+        check_spec(s, non_negative=("video_fps", "video_pruning_rate"), any_int=("max_num_patches",), small=(
+            "image_size", "patch_size", "video_patch_size", "video_num_frames", "video_max_num_tiles",
+            "audio_hop_length", "audio_n_fft", "audio_win_length", "audio_num_mel_bins", "audio_subsampling_factor"))
         if s.dynamic:
             if s.use_thumbnail:
                 raise InvalidInputError("the dynamic-resolution tiler has no thumbnail (use_thumbnail must be False)")
@@ -87,7 +89,7 @@ class NemotronVL:
                 f"NemotronSpec.max_model_len must be in ({TEXT_RESERVE}, {MAX_COUNT}] (vLLM keeps {TEXT_RESERVE} "
                 f"tokens free), got {s.max_model_len}"
             )
-        if s.dynamic and s.max_num_patches > 0 and s.min_num_patches > s.max_num_patches:
+        if s.dynamic and (s.max_num_patches or 0) > 0 and s.min_num_patches > s.max_num_patches:
             raise InvalidInputError(
                 f"min_num_patches {s.min_num_patches} exceeds max_num_patches {s.max_num_patches}"
             )
