@@ -21,7 +21,14 @@ import numpy as np
 import pytest
 
 import mmprep
-from mmprep import BudgetError, ImagePlan, InvalidInputError, MmprepError, UnknownModelError, VideoMetadata
+from mmprep import (
+    BudgetError,
+    ImagePlan,
+    InvalidInputError,
+    MmprepError,
+    UnknownModelError,
+    VideoMetadata,
+)
 from tests.tokenizers_fixture import glm_tokenizer, isaac_tokenizer, nemotron_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +57,7 @@ def run_bounded(code: str, *, memory: int = MEMORY_LIMIT, timeout: float = TIME_
     ])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     try:
-        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False,
                               timeout=timeout, cwd=ROOT, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail(f"did not finish within {timeout} s:\n{code}")
@@ -81,15 +88,15 @@ def run_bounded(code: str, *, memory: int = MEMORY_LIMIT, timeout: float = TIME_
     # the GLM-4.6V sampler allocated memory in proportion to the frame count
     ('result = mmprep.load("glm-4.6v").plan_video(mmprep.VideoMetadata(10**9, 30.0, 240, 320)).num_frames',
      "returned: 640"),
-    ('g = mmprep.load("glm-4.6v")\n'
+    (('g = mmprep.load("glm-4.6v")\n'
      'result = [g.plan_video(mmprep.VideoMetadata(n, 30.0, 240, 320)).num_tokens for n in (10**9, 3 * 10**10)]\n'
-     'result += g.count_video_tokens([10**9, 3 * 10**10], 30.0, 240, 320).tolist()',
+     'result += g.count_video_tokens([10**9, 3 * 10**10], 30.0, 240, 320).tolist()'),
      "returned: [28160, 28160, 28160, 28160]"),
     ('mmprep.load("glm-4.6v").count_video_tokens(3 * 10**10 + 30, 30.0, 240, 320)', "MmprepError: InvalidInputError"),
     # a hand-built plan that would have allocated gigabytes of ids
-    ('from tests.tokenizers_fixture import glm_tokenizer\n'
+    (('from tests.tokenizers_fixture import glm_tokenizer\n'
      'mmprep.load("glm-4.1v").prompt("<|image|>", images=[mmprep.ImagePlan(10, 10, 28, 28, (1, 2, 2), 10**9)],'
-     ' tokenizer=glm_tokenizer())', "MmprepError: InvalidInputError: sample 0: image 0: num_tokens"),
+     ' tokenizer=glm_tokenizer())'), "MmprepError: InvalidInputError: sample 0: image 0: num_tokens"),
 ])
 def test_pathological_inputs_end_within_time_and_memory(code, expect):
     assert run_bounded(code).startswith(expect)
@@ -103,7 +110,10 @@ def test_max_num_tiles_from_a_checkpoint_file_is_refused_quickly(tmp_path):
 
 
 def test_ratio_table_equals_vllms_triple_loop():
-    from mmprep.families.nemotron.tiles import internvl_target_ratios, internvl_target_ratios_reference
+    from mmprep.families.nemotron.tiles import (
+        internvl_target_ratios,
+        internvl_target_ratios_reference,
+    )
 
     for lo in range(1, 6):
         for hi in range(lo, 48):
@@ -142,9 +152,9 @@ def test_video_metadata_frame_count_is_checked(total):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(max_model_len=float("nan")), dict(max_model_len=float("inf")), dict(max_model_len="x"),
-    dict(max_model_len=0), dict(max_model_len=4), dict(max_model_len=-1), dict(max_model_len=True),
-    dict(text_len=float("inf")), dict(text_len=-1), dict(text_len=1.5), dict(text_len="3"),
+    {"max_model_len": float("nan")}, {"max_model_len": float("inf")}, {"max_model_len": "x"},
+    {"max_model_len": 0}, {"max_model_len": 4}, {"max_model_len": -1}, {"max_model_len": True},
+    {"text_len": float("inf")}, {"text_len": -1}, {"text_len": 1.5}, {"text_len": "3"},
 ])
 def test_plan_request_arguments(kw):
     with pytest.raises(InvalidInputError):
@@ -229,7 +239,7 @@ def test_largest_sizes_still_plan_and_count_alike(name):
 
 def test_audio_lengths_whose_arithmetic_would_overflow_are_refused():
     omni = mmprep.load("nemotron-3-nano-omni")
-    for kw in (dict(seconds=1e15), dict(seconds=float("inf")), dict(num_samples=10**18), dict(num_samples=2**63 - 1)):
+    for kw in ({"seconds": 1e15}, {"seconds": float("inf")}, {"num_samples": 10**18}, {"num_samples": 2**63 - 1}):
         with pytest.raises(InvalidInputError, match="audio"):
             omni.count_audio_tokens(**kw)
     assert omni.count_audio_tokens(seconds=[1.0, 1e15], on_error="minus_one").tolist() == [13, -1]

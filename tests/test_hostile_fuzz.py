@@ -162,3 +162,33 @@ def test_plan_request_of_any_kind(mml, text_len, sizes):
     if plan is not None:
         assert plan.num_tokens_available == plan.max_model_len - plan.text_len - 4
         assert all(p.num_tokens > 0 for p in plan.images) and not math.isnan(plan.max_model_len)
+
+
+HOSTILE_ITEMS = [
+    None, 5, 2.5, -5, 10**12, b"x", "missing.png", (480, 640), (480.5, 640), (float("nan"), 1), (2**40, 2**40),
+    ("a", "b"), [480, 640], (480, 640, 3), np.zeros((4, 4, 3), np.uint8), ImagePlan(1, 1, 28, 28, (1, 2, 2), 1),
+    ImagePlan(1, 1, 28, 28, (1, 2, 2), -1), VideoMetadata(60, 30.0, 240, 320), VideoMetadata(60, 0.0, 240, 320),
+    (np.zeros((3, 4, 4, 3), np.uint8), float("nan")), (np.zeros(100, np.float32), 0), 16_000,
+]
+MARKERS = {"glm-4.1v": "<|image|> <|video|>", "glm-4.6v": "<|image|> <|video|>", "isaac": "<image>",
+           "nemotron-nano-vl": "<image> <video>", "nemotron-3-nano-omni": "<image> <video> <so_embedding>"}
+
+
+@FUZZ
+@given(name=st.sampled_from(mmprep.MODEL_NAMES), modality=st.sampled_from(["images", "videos", "audios"]),
+       item=st.sampled_from(HOSTILE_ITEMS), method=st.sampled_from(["prompt", "process"]),
+       extra=st.sampled_from([{}, {"padding_side": "middle"}, {"return_tensors": "tf"}, {"pad_token_id": "x"}]))
+def test_prompts_take_any_media_item(name, modality, item, method, extra):
+    from tests.tokenizers_fixture import (
+        glm_tokenizer,
+        isaac_tokenizer,
+        nemotron_tokenizer,
+    )
+
+    tok = {"g": glm_tokenizer, "i": isaac_tokenizer, "n": nemotron_tokenizer}[name[0]]()
+    marker = {"images": 0, "videos": 1, "audios": 2}[modality]
+    words = MARKERS[name].split()
+    text = words[marker] if marker < len(words) else words[0]
+    batch = _outcome(getattr(FAMILIES[name], method), text, tokenizer=tok, **{modality: [item]}, **extra)
+    if batch is not None:
+        assert batch["input_ids"].shape[0] == 1
