@@ -422,3 +422,26 @@ def test_isaac_from_hf_names_the_file_and_key(tmp_path):
     (tmp_path / "processor_config.json").write_text(json.dumps({"patch_size": math.inf}))
     with pytest.raises(InvalidInputError, match="processor_config.json.*patch_size"):
         mmprep.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", mmprep.MODEL_NAMES)
+@pytest.mark.parametrize("key,value", [
+    ("threads", "x"), ("threads", 2.5), ("threads", 0), ("threads", 10**9), ("threads", [1]),
+    ("backend", np.array([1, 2])), ("return_tensors", None), ("dtype", ["float32"]),
+])
+def test_pixel_options_are_checked(name, key, value):
+    with pytest.raises(InvalidInputError, match=key):
+        mmprep.load(name).pixels([np.zeros((32, 48, 3), np.uint8)], **{key: value})
+
+
+@pytest.mark.parametrize("value", [np.array([1, 2]), ["raise"], None, "ignore"])
+def test_on_error_is_checked(value):
+    with pytest.raises(InvalidInputError, match="on_error"):
+        mmprep.load("glm-4.1v").count_image_tokens([10], [10], on_error=value)
+
+
+@pytest.mark.parametrize("kw", [{"workers": "x"}, {"workers": 0}, {"backend": None}, {"return_tensors": [1]},
+                                {"backend": "torch", "device": "nope"}])
+def test_audio_feature_options_are_checked(kw):
+    with pytest.raises(InvalidInputError):
+        mmprep.load("nemotron-3-nano-omni").audio_features([np.zeros(16_000, np.float32)], **kw)

@@ -127,7 +127,7 @@ def check_number(value: Any, what: str, *, minimum: float = 0.0, strict: bool = 
 
 
 def check_on_error(on_error: str) -> None:
-    if on_error not in ON_ERROR:
+    if not isinstance(on_error, str) or on_error not in ON_ERROR:
         raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...io.audio import load_audio, probe_audio, read_audio, resample, resampled_length
 from ...errors import InvalidInputError, MediaError, item_prefix
-from ...validate import check_number, check_on_error
+from ...validate import check_int, check_number, check_on_error
 from ...types import AudioBatch, AudioPlan
 
 __all__ = [
@@ -345,7 +345,10 @@ def _features_torch(waves: list[np.ndarray], frames: np.ndarray, total: int, s, 
     """The same pipeline batched in torch float32 on ``device`` (the reference's arithmetic)."""
     import torch
 
-    dev = torch.device(device or "cpu")
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as e:
+        raise InvalidInputError(f"device must name a torch device, got {device!r} ({e})") from None
     lengths = torch.as_tensor([len(w) for w in waves], device=dev)
     x = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32, device=dev)
     for i, w in enumerate(waves):
@@ -403,11 +406,12 @@ def nemotron_audio_features(
     """
     s = _spec(family)
     if return_tensors is not None:
-        if return_tensors not in ("np", "pt"):
+        if not isinstance(return_tensors, str) or return_tensors not in ("np", "pt"):
             raise InvalidInputError(f"return_tensors must be 'np' or 'pt', got {return_tensors!r}")
         backend = "torch" if return_tensors == "pt" else "numpy"
-    if backend not in ("numpy", "torch"):
+    if not isinstance(backend, str) or backend not in ("numpy", "torch"):
         raise InvalidInputError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    workers = check_int(workers, "workers", minimum=1, maximum=256)
     rate = s.audio_sampling_rate if sampling_rate is None else sampling_rate
     waves, plans = [], []
     for i, src in enumerate(_sources(audios)):

@@ -39,7 +39,7 @@ def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "refer
     The seed's video path (``video_to_pixel_values`` with ``max_num_tiles=1``): the ratio set is
     ``[(1, 1)]``, so each frame is resized to S x S (PIL bicubic) and no thumbnail is added.
     """
-    check_options(backend, "np", dtype)
+    check_options(backend, "np", dtype, threads)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise InvalidInputError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got "
@@ -76,7 +76,7 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "reference
     ``(Σ patches, 3*p*p)`` rows with ``(c, yy, xx)`` vectors (the model-side ``stack``), grids
     ``[1, hp, wp]`` per image.
     """
-    check_options(backend, return_tensors, dtype)
+    check_options(backend, return_tensors, dtype, threads)
     s, items = family.spec, as_list(images)
     table = None if dtype == "uint8" else _table(s)
     resize = _resizer(backend)

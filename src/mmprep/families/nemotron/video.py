@@ -111,7 +111,7 @@ def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "reference
     from .pixels import nemotron_frame_tiles
     from ...pixels.batch import check_options, finish
 
-    check_options(backend, return_tensors, dtype)
+    check_options(backend, return_tensors, dtype, threads)
     s = family.spec
     values, grids, plans = _decode_batch(
         videos, backend, lambda src, i: nemotron_plan_video(family, src, loader=loader, index=i),
