@@ -110,14 +110,17 @@ def probe_video(source: Any, *, count_packets: bool | None = None) -> VideoMetad
             duration = container.duration / 1_000_000
         expected = duration * fps if duration and fps else None
         lies = total <= 0 or (expected is not None and abs(total - expected) > max(2, 0.02 * total))
-        if count_packets or (count_packets is None and lies):
+        counting = bool(count_packets or (count_packets is None and lies))
+        if counting:
             total = sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
         height, width = stream.codec_context.height, stream.codec_context.width
+        turns = None if counting else _turns_of(container, name)  # the open container, when unread
     except av.FFmpegError as e:
         raise MediaError(f"{name}: corrupt video container: {e}") from None
     finally:
         container.close()
-    turns = display_turns(source)
+    if turns is None:
+        turns = display_turns(source)
     if turns % 2:  # shown a quarter turn round, as OpenCV (vLLM's loader) returns it
         height, width = width, height
     if total <= 0:
@@ -137,15 +140,23 @@ def display_turns(source: Any) -> int:
     Angles that are not a multiple of 90 degrees are ignored, as OpenCV ignores them; flips too.
     The rotation rides on decoded frames, so the first frame is decoded to read it.
     """
-    av = _av()
     container = _open(source)
     try:
-        frame = next(container.decode(container.streams.video[0]), None)
-        degrees = int(round(frame.rotation)) if frame is not None else 0
-    except (av.FFmpegError, ValueError) as e:
-        raise MediaError(f"{_name(source)}: corrupt video stream: {e}") from None
+        return _turns_of(container, _name(source))
     finally:
         container.close()
+
+
+def _turns_of(container, name: str) -> int:
+    """:func:`display_turns` of an open container that nothing has read yet (decodes one frame)."""
+    av = _av()
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"  # one frame: no frame-thread pool to start
+    try:
+        frame = next(container.decode(stream), None)
+        degrees = int(round(frame.rotation)) if frame is not None else 0
+    except (av.FFmpegError, ValueError) as e:
+        raise MediaError(f"{name}: corrupt video stream: {e}") from None
     return (degrees // 90) % 4 if degrees % 90 == 0 else 0
 
 
