@@ -60,6 +60,10 @@ def check_spec(spec: Any, *, non_negative: tuple[str, ...] = (), any_int: tuple[
         if kind.startswith("tuple["):
             _check_tuple(spec, f.name, kind, v)
             continue
+        if kind == "str":
+            if not isinstance(v, str) or not v:
+                raise InvalidInputError(f"{name} must be a non-empty string, got {v!r}")
+            continue
         if not (kind.startswith("int") or kind.startswith("float") or kind.startswith("bool")):
             continue
         if kind.startswith("bool"):
