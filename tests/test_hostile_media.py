@@ -210,3 +210,17 @@ def test_a_bad_checkpoint_is_an_error_line_not_a_traceback(tmp_path, capsys):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"patch_size": float("nan")}))
     assert main(["plan", "--model", str(tmp_path), "--height", "10", "--width", "10"]) == 2
     assert "patch_size" in capsys.readouterr().err
+
+
+def test_a_long_audio_file_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(601 * 1000, np.float32), 1000, subtype="PCM_U8")  # 601 s at 1 kHz
+    import mmprep.families.nemotron.audio as audio
+
+    def no_decode(*a, **k):
+        raise AssertionError("decoded an audio file the header already refuses")
+
+    monkeypatch.setattr(audio, "load_audio", no_decode)
+    omni = mmprep.load("nemotron-3-nano-omni")
+    with pytest.raises(mmprep.InvalidInputError, match="longer than the maximum 600"):
+        omni.audio_features([str(path)])

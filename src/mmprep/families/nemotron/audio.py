@@ -211,6 +211,16 @@ def nemotron_plan_audio(
     return _make_plan(n, s, prefix, max_seconds)
 
 
+def _header_plan(s, source, prefix: str, max_seconds: float | None) -> AudioPlan:
+    """The plan from an audio file's header alone (as :func:`nemotron_plan_audio` makes it)."""
+    try:
+        n_src, rate, _ = probe_audio(source)
+        n = int(resampled_length(n_src, rate, s.audio_sampling_rate))
+    except InvalidInputError as e:
+        raise type(e)(f"{prefix}{e}") from None
+    return _make_plan(n, s, prefix, max_seconds)
+
+
 # -- features ----------------------------------------------------------------------------------
 
 
@@ -415,8 +425,12 @@ def nemotron_audio_features(
     rate = s.audio_sampling_rate if sampling_rate is None else sampling_rate
     waves, plans = [], []
     for i, src in enumerate(_sources(audios)):
-        x, src_rate = load_audio(src, sampling_rate=rate, index=i)
         prefix = item_prefix(i, _source_name(src))
+        if isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)):
+            # the header's length is checked against the caps before decoding (a 10-hour file is
+            # refused without reading it); the decode then checks the data against the header
+            _header_plan(s, src, prefix, max_seconds)
+        x, src_rate = load_audio(src, sampling_rate=rate, index=i)
         try:  # plan (and refuse) from the resampled length before any resampling work
             n = int(resampled_length(len(x), src_rate, s.audio_sampling_rate))
         except InvalidInputError as e:
