@@ -215,7 +215,7 @@ def test_a_bad_checkpoint_is_an_error_line_not_a_traceback(tmp_path, capsys):
 def test_a_long_audio_file_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
     path = tmp_path / "long.wav"
     sf.write(path, np.zeros(601 * 1000, np.float32), 1000, subtype="PCM_U8")  # 601 s at 1 kHz
-    import mmprep.families.nemotron.audio as audio
+    from mmprep.families.nemotron import audio
 
     def no_decode(*a, **k):
         raise AssertionError("decoded an audio file the header already refuses")
