@@ -109,7 +109,7 @@ def probe_video(source: Any, *, count_packets: bool | None = None) -> VideoMetad
         elif container.duration:
             duration = container.duration / 1_000_000
         expected = duration * fps if duration and fps else None
-        lies = total <= 0 or (expected is not None and abs(total - expected) > max(2, 0.02 * total))
+        lies = total <= 0 or (expected is not None and disagree(total, expected))
         counting = bool(count_packets or (count_packets is None and lies))
         if counting:
             total = sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
@@ -129,6 +129,12 @@ def probe_video(source: Any, *, count_packets: bool | None = None) -> VideoMetad
         raise MediaError(f"{name}: the container gives no frame rate (fps {fps})")
     return VideoMetadata(total, fps, height or None, width or None, duration if duration else total / fps,
                          rotation=90 * turns)
+
+
+def disagree(count: float, other: float) -> bool:
+    """Two frame counts of one video disagree: more than 2 frames and 2 % apart (an edit list or
+    a rounded duration moves them a frame or two; a truncated file much more)."""
+    return abs(count - other) > max(2, 0.02 * count)
 
 
 def display_turns(source: Any) -> int:
@@ -371,8 +377,9 @@ def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = No
     frames are never gathered, and the work overlaps with decoding. Frames come turned by the
     stream's display rotation (:func:`display_turns`), as :func:`probe_video` sizes them.
     ``expect_frames``: the frame count a plan was made for (from :func:`probe_video`); a stream
-    holding another number raises :class:`MediaError` (a truncated file, or a header that
-    disagrees with its data), naming both numbers.
+    holding a number that :func:`disagree` s with it raises :class:`MediaError` (a truncated file,
+    or a header that disagrees with its data), naming both numbers, as does an index the header
+    promises but the stream lacks.
     """
     name = _name(source)
     arr = _check_indices(indices, name)
@@ -393,7 +400,7 @@ def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = No
                 raise InvalidInputError(
                     f"{name}: frame index {int(wanted[-1])} is past the last frame ({held} frames)"
                 )
-            if expect_frames is not None and held != expect_frames or wanted[-1] >= held:
+            if expect_frames is not None and disagree(expect_frames, held) or wanted[-1] >= held:
                 said = expect_frames if expect_frames is not None else header
                 raise MediaError(
                     f"{name}: the video is truncated or its header disagrees with its data: the "
