@@ -75,12 +75,17 @@ def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
         grid = "x".join(map(str, r["grid"])) if r["grid"] else "-"
         return (r["file"], size, resized, grid, str(r["num_tokens"]))
 
-    body = [cells(r) for r in rows]
+    body = [tuple(_printable(c) for c in cells(r)) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
     print(line, file=out)
     for c in body:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip(), file=out)
+
+
+def _printable(text: str) -> str:
+    """One table cell on one line: newlines, tabs and other control characters are escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def cmd_count(args: argparse.Namespace, out: TextIO) -> int:
@@ -194,8 +199,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             from .models.cli import run_generate
 
             return run_generate(args, out=out)
-    except MmprepError as e:
-        print(f"mmprep: error: {e}", file=sys.stderr)
+    except (MmprepError, OSError) as e:  # a bad model name, checkpoint or size: no traceback
+        print(f"mmprep: error: {_printable(e)}", file=sys.stderr)
         return 2
     return 2
 

@@ -8,6 +8,7 @@ Names map to embedded defaults (no network). A directory is read from its ``conf
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +53,27 @@ MODEL_NAMES = tuple(_PRESETS)
 def load(name_or_path: str | Path, *, engine: str | None = None, **overrides: Any) -> Family:
     """A family object for a model name, HF repo id or local checkpoint directory.
 
+    A registered name or HF repo id (a ``str``) always means the embedded preset, even where a
+    folder of that name exists; any other argument naming a directory loads it. To load a folder
+    that shares a registered name, spell it as a path: ``"./isaac"`` or ``Path("isaac")``.
+    An empty name is an error, never the current directory.
+
     ``engine``: whose rules to follow where engines disagree: ``"vllm-seed"`` (default, the
     seeds), ``"transformers"`` or ``"vllm"`` (docs/engines.md lists every rule).
     ``overrides`` are spec field names (e.g. ``max_num_tiles=6``); they win over the engine's
     settings. An unknown field raises :class:`UnknownModelError`, as does an unknown name.
     """
     engine = check_engine(engine)
-    path = Path(name_or_path)
-    if path.is_dir():
-        return with_engine(load_checkpoint(path, **overrides), engine, overrides)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise UnknownModelError(f"load() takes a model name or a directory, got {type(name_or_path).__name__}")
     key = str(name_or_path).strip().lower()
     key = _ALIASES.get(key, key)
+    if isinstance(name_or_path, str) and key in _PRESETS:
+        pass  # a registered name or alias wins over a folder of that name: force one with "./isaac"
+    elif not isinstance(name_or_path, str) or name_or_path.strip():
+        path = Path(name_or_path)
+        if path.is_dir():
+            return with_engine(load_checkpoint(path, **overrides), engine, overrides)
     if key not in _PRESETS:
         raise UnknownModelError(
             f"unknown model {str(name_or_path)!r}; known: {', '.join(MODEL_NAMES)} "
@@ -82,13 +93,21 @@ def with_engine(family: Any, engine: str, overrides: dict[str, Any] | None = Non
     return out
 
 
+MAX_JSON_BYTES = 64 << 20  # a checkpoint's JSON files are kilobytes
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    """One checkpoint JSON object ({} when the file is absent); anything else is an error."""
+    if not path.exists():
         return {}
+    if not path.is_file():
+        raise UnknownModelError(f"{path} is not a regular file")
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UnknownModelError(f"{path} is {path.stat().st_size} bytes, above the limit of {MAX_JSON_BYTES}")
         data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UnknownModelError(f"cannot read {path}: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+        raise UnknownModelError(f"cannot read {path}: {type(e).__name__}: {str(e)[:200]}") from None
     if not isinstance(data, dict):
         raise UnknownModelError(f"{path} must hold a JSON object, not {type(data).__name__}")
     return data
@@ -110,7 +129,7 @@ def load_checkpoint(directory: str | Path, **overrides: Any) -> Family:
         if str(d) in str(e):
             raise
         raise type(e)(f"{d}: {e}") from None
-    except (TypeError, ValueError, KeyError, AttributeError) as e:  # a value no reader checked
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as e:  # no reader checked it
         raise UnknownModelError(f"{d}: cannot read the checkpoint's values: {type(e).__name__}: {e}") from None
 
 

@@ -20,6 +20,8 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+MAX_SAMPLED = 2**20  # frames one sampler rule may list before de-duplication (GLM-4.1V: 600)
+
 
 @dataclass(frozen=True)
 class FrameSample:
@@ -70,6 +72,24 @@ def _check_duration(duration: Any) -> float:
     if not math.isfinite(duration) or duration <= 0:
         raise InvalidInputError(f"duration must be a positive finite number of seconds, got {duration!r}")
     return duration
+
+
+def check_frame_indices(frame_indices: Any, total_frames: int) -> tuple[int, ...]:
+    """Caller-chosen frame indices: a non-empty sequence of ints (whole floats accepted) inside
+    ``[0, total_frames)``; a fraction, a bool, NaN or a string is refused, never truncated."""
+    if isinstance(frame_indices, (str, bytes)) or not hasattr(frame_indices, "__iter__"):
+        raise InvalidInputError(f"frame_indices must be a list of ints, got {type(frame_indices).__name__}")
+    out = []
+    for k, i in enumerate(frame_indices):
+        whole = isinstance(i, (float, np.floating)) and math.isfinite(i) and float(i).is_integer()
+        if isinstance(i, (bool, np.bool_)) or not (isinstance(i, (int, np.integer)) or whole):
+            raise InvalidInputError(f"frame_indices[{k}] must be an int, got {i!r}")
+        out.append(int(i))
+    if not out:
+        raise InvalidInputError("frame_indices must not be empty")
+    if min(out) < 0 or max(out) >= total_frames:
+        raise InvalidInputError(f"frame_indices must lie inside [0, {total_frames}), got {min(out)}..{max(out)}")
+    return tuple(out)
 
 
 def _passthrough(metadata: Mapping[str, Any], meta_frames: int) -> list[int]:
@@ -123,15 +143,26 @@ def fps_indices(duration, video_fps, max_idx: int, fps, max_duration, min_frames
     least this many frames on the short branch (transformers' GLM-4.1V sampler takes 1)."""
     if duration <= max_duration:
         n = max(int(math.floor(duration * fps)), min_frames)
+        _check_sampled(n)
         # i * video_fps first, then / fps: the reference's order
         raw = np.ceil((np.arange(n, dtype=np.float64) * video_fps) / fps)
         return np.minimum(max_idx, raw).astype(np.int64).tolist(), "fps"
     num_samples = int(max_duration * fps)
     if num_samples >= max_idx + 1:
         return list(range(max_idx + 1)), "all_frames"
+    _check_sampled(num_samples)
     seconds = np.linspace(0, duration, num_samples, endpoint=True)
     return np.minimum(max_idx, np.ceil(seconds * video_fps)).astype(np.int64).tolist(), "linspace_seconds"
 
 
 def linspace_int(start: int, stop: int, num: int) -> list[int]:
+    _check_sampled(num)
     return np.linspace(start, stop, num, dtype=int).tolist()
+
+
+def _check_sampled(n: int) -> None:
+    if n > MAX_SAMPLED:
+        raise InvalidInputError(
+            f"the sampler would list {n} frames, above the limit of {MAX_SAMPLED} (check the spec's "
+            f"video fps / duration / frame settings)"
+        )

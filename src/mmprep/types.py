@@ -103,6 +103,7 @@ class VideoMetadata:
     height: int | None = None  # px
     width: int | None = None  # px
     duration: float | None = None  # seconds; defaults to total_frames / fps where needed
+    rotation: int = 0  # degrees counterclockwise already applied: height/width are as displayed
 
     @property
     def seconds(self) -> float:

@@ -15,9 +15,20 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, MmprepError, item_prefix
-from .validate import check_on_error
-from .types import VideoMetadata
 from .io.video import probe_video, read_frames
+from .types import VideoMetadata
+from .validate import (
+    MAX_COUNT,
+    MAX_SIDE,
+    as_size_arrays,
+    check_int,
+    check_number,
+    check_on_error,
+    check_size,
+)
+
+MAX_FPS = 1e6  # frames/s: high-speed cameras record up to ~1e5
+MAX_SECONDS = 1e9  # s of video (~32 years): durations and frame stamps stay exact in float64
 
 __all__ = ["probe_video", "read_frames", "video_arrays", "vllm_metadata"]
 
@@ -35,14 +46,44 @@ def _meta(source: Any, index: int | None) -> VideoMetadata:
         frames, fps = source  # already decoded: (T, H, W, 3) and frames/s
         if frames.ndim != 4 or frames.shape[0] == 0:
             raise InvalidInputError(f"{item_prefix(index)}decoded frames must be (T>0, H, W, 3), got {frames.shape}")
-        return VideoMetadata(frames.shape[0], float(fps), frames.shape[1], frames.shape[2])
+        try:
+            fps = float(check_number(fps, "fps"))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{item_prefix(index)}decoded frames: {e}") from None
+        meta = VideoMetadata(frames.shape[0], fps, frames.shape[1], frames.shape[2])
+    else:
+        try:
+            meta = probe_video(source)
+        except MmprepError as e:
+            raise type(e)(f"{item_prefix(index)}{e}") from None
+    return check_metadata(meta, index)
+
+
+def check_metadata(meta: VideoMetadata, index: int | None = None) -> VideoMetadata:
+    """A video's metadata as it enters: a frame count in ``[1, MAX_COUNT]``, a finite fps > 0 (a
+    number, not ``"30"``), sizes as :func:`~mmprep.validate.check_size` takes them or None, and a
+    finite duration > 0 or None. Hand-built :class:`VideoMetadata` is checked here, once."""
+    pre = item_prefix(index)
     try:
-        return probe_video(source)
-    except MmprepError as e:
-        raise type(e)(f"{item_prefix(index)}{e}") from None
+        total = check_int(meta.total_frames, "total_frames", minimum=1)
+        fps = check_number(meta.fps, "fps", maximum=MAX_FPS)
+        height, width = meta.height, meta.width
+        if height is not None or width is not None:
+            height, width = check_size(height, width)
+        duration = meta.duration
+        if duration is not None:
+            duration = check_number(duration, "duration (s)")
+        if total / fps > MAX_SECONDS or (duration is not None and duration > MAX_SECONDS):
+            raise InvalidInputError(
+                f"{total} frames at {fps} fps last {duration or total / fps:.6g} s, above the limit of "
+                f"{MAX_SECONDS} s"
+            )
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{pre}video metadata: {e}") from None
+    return VideoMetadata(total, fps, height, width, duration, meta.rotation)
 
 
-def _frames(source: Any, indices, index: int | None, transform=None) -> np.ndarray:
+def _frames(source: Any, indices, index: int | None, transform=None, expect_frames: int | None = None) -> np.ndarray:
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], np.ndarray):
         frames = source[0]
         idx = np.asarray(indices, dtype=np.int64)
@@ -52,7 +93,7 @@ def _frames(source: Any, indices, index: int | None, transform=None) -> np.ndarr
     if isinstance(source, VideoMetadata):
         raise InvalidInputError(f"{item_prefix(index)}pixels need a video file, bytes or decoded frames, not metadata")
     try:
-        return read_frames(source, indices, transform=transform)
+        return read_frames(source, indices, transform=transform, expect_frames=expect_frames)
     except MmprepError as e:
         raise type(e)(f"{item_prefix(index)}{e}") from None
 
@@ -65,7 +106,9 @@ def _decode_batch(videos: Any, backend: str, plan_one: Any, pixels_one: Any) -> 
     plans, parts = [], []
     for i, src in enumerate(_as_videos(videos)):
         plan = plan_one(src, i)
-        frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width))
+        # the decode checks the stream against the frame count the plan was made for
+        expect = plan.metadata.total_frames if isinstance(plan.metadata, VideoMetadata) else None
+        frames = _frames(src, plan.frame_indices, i, _fast_resize(backend, plan.height, plan.width), expect)
         try:
             parts.append(pixels_one(frames, plan))
         except MmprepError as e:
@@ -112,7 +155,7 @@ def video_arrays(total_frames, fps, heights, widths, on_error: str = "raise"):
     """
     check_on_error(on_error)
     total = np.asarray(total_frames)
-    rate = np.asarray(fps, dtype=np.float64)
+    rate = np.asarray(fps)
     h, w = np.asarray(heights), np.asarray(widths)
     try:
         total, rate, h, w = np.broadcast_arrays(total, rate, h, w)
@@ -121,18 +164,28 @@ def video_arrays(total_frames, fps, heights, widths, on_error: str = "raise"):
             f"total_frames, fps, heights and widths must broadcast, got shapes "
             f"{total.shape}, {rate.shape}, {h.shape}, {w.shape}"
         ) from None
-    for name, arr in (("total_frames", total), ("heights", h), ("widths", w)):
-        if arr.dtype.kind not in "iu" or arr.dtype == bool:
-            raise InvalidInputError(f"{name} must be integers, got dtype {arr.dtype}")
-    total, h, w = (a.ravel().astype(np.int64) for a in (total, h, w))
-    rate = rate.ravel()
-    ok = (total > 0) & (h > 0) & (w > 0) & np.isfinite(rate) & (rate > 0)
+    for name, arr in (("total_frames", total), ("fps", rate), ("heights", h), ("widths", w)):
+        if arr.dtype.kind not in "iuf" or arr.dtype == bool:
+            raise InvalidInputError(f"{name} must be numbers, got dtype {arr.dtype}")
+    given = [a.ravel() for a in (total, rate, h, w)]  # as passed, for the error message
+    h, w, size_ok = as_size_arrays(h.ravel(), w.ravel())
+    total = total.ravel()
+    whole = np.isfinite(total) & (total == np.trunc(total)) if total.dtype.kind == "f" else np.ones(total.shape, bool)
+    total = np.where(whole, total, 1)
+    ok = whole & (total > 0) & (total <= MAX_COUNT)
+    total = np.where(ok, total, 1).astype(np.int64)
+    rate = rate.ravel().astype(np.float64)
+    ok &= size_ok & np.isfinite(rate) & (rate > 0) & (rate <= MAX_FPS)
+    rate = np.where(ok, rate, 1.0)
+    ok &= total / rate <= MAX_SECONDS
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         if on_error == "raise":
+            given = [a[i] for a in given]
             raise InvalidInputError(
-                f"{item_prefix(i)}video metadata must be positive (finite fps), got total_frames={total[i]}, "
-                f"fps={rate[i]}, {h[i]}x{w[i]} px"
+                f"{item_prefix(i)}video metadata must be positive whole frames (at most {MAX_COUNT}), a finite "
+                f"fps in (0, {MAX_FPS:g}], at most {MAX_SECONDS:g} s and sizes within {MAX_SIDE} px a side, got "
+                f"total_frames={given[0]!r}, fps={given[1]!r}, {given[2]!r}x{given[3]!r} px"
             )
         total, h, w = np.where(ok, total, 1), np.where(ok, h, 1), np.where(ok, w, 1)
         rate = np.where(ok, rate, 1.0)

@@ -28,8 +28,12 @@ import numpy as np
 
 from ..errors import InvalidInputError, MediaError, item_prefix
 from ..types import AudioMetadata
+from . import check_path
 
 RESAMPLE_QUALITY = "HQ"  # python-soxr quality; librosa's default res_type "soxr_hq"
+MAX_RATE = 1e8  # Hz: above any audio format (DSD is 2.8-11.3 MHz); soxr would hang on 1e300
+MAX_SAMPLES = 2**40  # samples one resample may produce (before any model's own length cap)
+MAX_ABS_SAMPLE = 2.0**20  # |sample|: audio is [-1, 1]; above this the features overflow float32
 
 
 def _name(source: Any) -> str | None:
@@ -55,8 +59,8 @@ def _check_rate(rate: Any, what: str, prefix: str) -> float:
     """The rate itself (int stays int) once known to be a finite positive number."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
         raise InvalidInputError(f"{prefix}{what} must be a positive number (Hz), got {rate!r}")
-    if not math.isfinite(float(rate)) or rate <= 0:
-        raise InvalidInputError(f"{prefix}{what} must be positive (Hz), got {rate}")
+    if not math.isfinite(float(rate)) or rate <= 0 or rate > MAX_RATE:
+        raise InvalidInputError(f"{prefix}{what} must be in (0, {MAX_RATE:g}] Hz, got {rate}")
     return rate
 
 
@@ -93,7 +97,14 @@ def resampled_length(num_samples, orig_rate: float, target_rate: float):
     if math.isclose(float(orig_rate), float(target_rate), rel_tol=0.0, abs_tol=1e-6):
         return num_samples
     ratio = float(target_rate) / float(orig_rate)
-    out = np.ceil(np.asarray(num_samples, dtype=np.float64) * ratio).astype(np.int64)
+    out = np.ceil(np.asarray(num_samples, dtype=np.float64) * ratio)
+    if (out > MAX_SAMPLES).any():
+        big = float(np.max(out))
+        raise InvalidInputError(
+            f"resampling {orig_rate} Hz -> {target_rate} Hz would give {big:.6g} samples, above the "
+            f"limit of {MAX_SAMPLES}"
+        )
+    out = out.astype(np.int64)
     return int(out) if out.ndim == 0 else out
 
 
@@ -103,8 +114,8 @@ def resample(x: np.ndarray, orig_rate: float, target_rate: float) -> np.ndarray:
         return x
     import soxr
 
+    n = resampled_length(len(x), orig_rate, target_rate)  # refuses absurd lengths before soxr runs
     y = soxr.resample(x, orig_rate, target_rate, quality=RESAMPLE_QUALITY)
-    n = resampled_length(len(x), orig_rate, target_rate)
     if len(y) >= n:
         return y[:n]
     return np.concatenate([y, np.zeros(n - len(y), dtype=y.dtype)])
@@ -114,11 +125,19 @@ def _decode(source: Any, prefix: str) -> tuple[np.ndarray, float]:
     """soundfile decode to float32 ``(time, channels)``; every failure becomes a MediaError."""
     import soundfile as sf
 
+    check_path(source, "audio", prefix)
     try:
-        data, rate = sf.read(_file_like(source), dtype="float32", always_2d=True)
+        with sf.SoundFile(_file_like(source)) as f:
+            header, rate = f.frames, f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
         raise MediaError(f"{prefix}cannot decode audio ({e}); readable formats: "
                          f"{', '.join(sorted(sf.available_formats()))}") from None
+    if len(data) != header:  # a plan from the header (probe_audio) would count other samples
+        raise MediaError(
+            f"{prefix}the audio is truncated or its header disagrees with its data: the header says "
+            f"{header} samples, decoding gives {len(data)}"
+        )
     return data, int(rate)
 
 
@@ -155,6 +174,13 @@ def check_samples(samples: np.ndarray, prefix: str = "") -> None:
     """Empty or non-finite audio is an error (the extractor would yield NaN features)."""
     if samples.size == 0:
         raise MediaError(f"{prefix}audio is empty (0 samples)")
+    bad = ~(np.abs(samples) <= MAX_ABS_SAMPLE)
+    if bad.any() and np.isfinite(samples).all():
+        first = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"{prefix}audio sample {first} is {samples[first]!r}, beyond +-{MAX_ABS_SAMPLE:g} (audio is "
+            f"expected in [-1, 1]; the features would overflow to NaN)"
+        )
     bad = ~np.isfinite(samples)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -187,6 +213,7 @@ def probe_audio(source: Any, *, sampling_rate: float | None = None) -> AudioMeta
     if _is_file_source(source):
         import soundfile as sf
 
+        check_path(source, "audio", prefix)
         try:
             info = sf.info(_file_like(source))
         except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import MediaError, item_prefix
 from ..types import ImageMetadata
+from . import check_path
 
 # PIL raises DecompressionBombError above 2 * Image.MAX_IMAGE_PIXELS; vLLM inherits that limit.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
@@ -48,8 +49,7 @@ def _open(source: Any, index: int | None):
             raise MediaError(f"{where}empty image bytes")
         fp: Any = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
-        if not os.path.isfile(source):
-            raise MediaError(f"{where}no such image file")
+        check_path(source, "image", where)
         if os.path.getsize(source) == 0:
             raise MediaError(f"{where}empty image file")
         fp = os.fspath(source)

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, MediaError
 from ..types import VideoMetadata
+from . import check_path
 
 MAX_THREADS = 8
 # codecs whose packets each carry exactly one shown picture (VP8 alt-ref packets show nothing,
@@ -59,6 +60,7 @@ def _open(source: Any):
     if isinstance(source, (bytes, bytearray, memoryview)):
         handle: Any = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
+        check_path(source, "video")
         handle = os.fspath(source)
     elif hasattr(source, "read") and hasattr(source, "seek"):
         source.seek(0)
@@ -107,19 +109,73 @@ def probe_video(source: Any, *, count_packets: bool | None = None) -> VideoMetad
         elif container.duration:
             duration = container.duration / 1_000_000
         expected = duration * fps if duration and fps else None
-        lies = total <= 0 or (expected is not None and abs(total - expected) > max(2, 0.02 * total))
-        if count_packets or (count_packets is None and lies):
+        lies = total <= 0 or (expected is not None and disagree(total, expected))
+        counting = bool(count_packets or (count_packets is None and lies))
+        if counting:
             total = sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
         height, width = stream.codec_context.height, stream.codec_context.width
+        turns = None if counting else _turns_of(container, name)  # the open container, when unread
     except av.FFmpegError as e:
         raise MediaError(f"{name}: corrupt video container: {e}") from None
     finally:
         container.close()
+    if turns is None:
+        turns = display_turns(source)
+    if turns % 2:  # shown a quarter turn round, as OpenCV (vLLM's loader) returns it
+        height, width = width, height
     if total <= 0:
         raise MediaError(f"{name}: the video stream has no frames")
     if not fps > 0:
         raise MediaError(f"{name}: the container gives no frame rate (fps {fps})")
-    return VideoMetadata(total, fps, height or None, width or None, duration if duration else total / fps)
+    return VideoMetadata(total, fps, height or None, width or None, duration if duration else total / fps,
+                         rotation=90 * turns)
+
+
+def disagree(count: float, other: float) -> bool:
+    """Two frame counts of one video disagree: more than 2 frames and 2 % apart (an edit list or
+    a rounded duration moves them a frame or two; a truncated file much more)."""
+    return abs(count - other) > max(2, 0.02 * count)
+
+
+def display_turns(source: Any) -> int:
+    """Counterclockwise quarter turns the stream's display matrix asks for (0-3).
+
+    Phone videos store their pixels sideways plus a display rotation. vLLM's default loader
+    (OpenCV, orientation auto-applied) returns frames turned by it, so a 320x240 stream with a
+    90-degree rotation is a 240x320 video there; we do the same (``np.rot90(frame, turns)``).
+    Angles that are not a multiple of 90 degrees are ignored, as OpenCV ignores them; flips too.
+    The rotation rides on decoded frames, so the first frame is decoded to read it.
+    """
+    container = _open(source)
+    try:
+        return _turns_of(container, _name(source))
+    finally:
+        container.close()
+
+
+def _turns_of(container, name: str) -> int:
+    """:func:`display_turns` of an open container that nothing has read yet (decodes one frame)."""
+    av = _av()
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"  # one frame: no frame-thread pool to start
+    try:
+        frame = next(container.decode(stream), None)
+        degrees = int(round(frame.rotation)) if frame is not None else 0
+    except (av.FFmpegError, ValueError) as e:
+        raise MediaError(f"{name}: corrupt video stream: {e}") from None
+    return (degrees // 90) % 4 if degrees % 90 == 0 else 0
+
+
+def _turned(turns: int, transform=None):
+    """The per-frame step after RGB conversion: the display rotation, then ``transform``."""
+    if not turns:
+        return transform
+
+    def step(rgb: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(np.rot90(rgb, turns))
+        return transform(rgb) if transform else rgb
+
+    return step
 
 
 # -- the packet index ------------------------------------------------------------------------
@@ -309,7 +365,8 @@ def _check_indices(indices: Sequence[int], name: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = None, transform=None) -> np.ndarray:
+def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = None, transform=None,
+                expect_frames: int | None = None) -> np.ndarray:
     """Frames ``indices`` (presentation order, 0-based, repeats allowed) as ``(T, H, W, 3)`` uint8 RGB.
 
     Bit-identical to a full sequential decode with ``frame.to_ndarray(format="rgb24")``.
@@ -317,23 +374,39 @@ def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = No
     raises :class:`InvalidInputError`; an undecodable target raises :class:`MediaError`.
     ``transform``: ``(H, W, 3) uint8 -> (h, w, 3) uint8`` applied to each distinct target frame in
     the decoding thread, right after its RGB conversion (e.g. the model's resize): the full-size
-    frames are never gathered, and the work overlaps with decoding.
+    frames are never gathered, and the work overlaps with decoding. Frames come turned by the
+    stream's display rotation (:func:`display_turns`), as :func:`probe_video` sizes them.
+    ``expect_frames``: the frame count a plan was made for (from :func:`probe_video`); a stream
+    holding a number that :func:`disagree` s with it raises :class:`MediaError` (a truncated file,
+    or a header that disagrees with its data), naming both numbers, as does an index the header
+    promises but the stream lacks.
     """
     name = _name(source)
     arr = _check_indices(indices, name)
     wanted = np.unique(arr)
     threads = max(1, min(threads or os.cpu_count() or 1, MAX_THREADS))
+    transform = _turned(display_turns(source), transform)
     av = _av()
     container = _open(source)
     try:
+        header = int(container.streams.video[0].frames or 0)
         try:
             idx = _index(container, name)
         except _NoTimestamps:
             idx = None
         if idx is not None:
-            if wanted[-1] >= idx.order.size:
+            held = int(idx.order.size)
+            if wanted[-1] >= held and expect_frames is None and header <= held:
                 raise InvalidInputError(
-                    f"{name}: frame index {int(wanted[-1])} is past the last frame ({idx.order.size} frames)"
+                    f"{name}: frame index {int(wanted[-1])} is past the last frame ({held} frames)"
+                )
+            if expect_frames is not None and disagree(expect_frames, held) or wanted[-1] >= held:
+                said = expect_frames if expect_frames is not None else header
+                raise MediaError(
+                    f"{name}: the video is truncated or its header disagrees with its data: the "
+                    f"{'plan' if expect_frames is not None else 'header'} counts {said} frames, the "
+                    f"stream holds {held}" + (f"; frame index {int(wanted[-1])} is past the last"
+                                                if wanted[-1] >= held else "")
                 )
             jobs = _jobs(idx, wanted)
             ctx = container.streams.video[0].codec_context
@@ -352,7 +425,10 @@ def read_frames(source: Any, indices: Sequence[int], *, threads: int | None = No
         got = _decode_jobs(ctx, jobs, packets, threads, name, transform)
     missing = [int(i) for i in wanted if int(i) not in got]
     if missing:
-        raise MediaError(f"{name}: could not decode frame(s) {missing[:10]} (truncated or corrupt stream?)")
+        raise MediaError(
+            f"{name}: could not decode frame(s) {missing[:10]}: the video is truncated or corrupt "
+            f"(its header says {header or 'nothing about its'} frames)"
+        )
     shapes = {got[int(i)].shape for i in wanted}
     if len(shapes) != 1:
         raise MediaError(f"{name}: frames change size within the video: {sorted(shapes)}")

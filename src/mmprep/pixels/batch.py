@@ -26,13 +26,17 @@ def default_threads() -> int:
     return max(1, min(8, n))
 
 
-def check_options(backend: str, return_tensors: str, dtype: str) -> None:
-    if backend not in BACKENDS:
-        raise InvalidInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if return_tensors not in RETURN_TENSORS:
-        raise InvalidInputError(f"return_tensors must be one of {RETURN_TENSORS}, got {return_tensors!r}")
-    if dtype not in DTYPES:
-        raise InvalidInputError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+MAX_THREADS = 256
+
+
+def check_options(backend: str, return_tensors: str, dtype: str, threads: Any = None) -> None:
+    for name, value, allowed in (("backend", backend, BACKENDS), ("return_tensors", return_tensors, RETURN_TENSORS),
+                                 ("dtype", dtype, DTYPES)):
+        if not isinstance(value, str) or value not in allowed:
+            raise InvalidInputError(f"{name} must be one of {allowed}, got {value!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or not 1 <= threads <= MAX_THREADS):
+        raise InvalidInputError(f"threads must be None or an int in [1, {MAX_THREADS}], got {threads!r}")
 
 
 def as_list(images: Any) -> list:

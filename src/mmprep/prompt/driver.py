@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import BudgetError, InvalidInputError
+from ..validate import MAX_AREA, MAX_TOKENS, check_int
 from ..types import AudioPlan, Batch, ImagePlan, VideoPlan
 from ..positions import MediaFeature, batch_positions
 from .tokens import Expansion, Piece, Target, Vocab, expand
@@ -77,6 +78,8 @@ def split_samples(text: Any, media: dict[str, Any]) -> tuple[bool, list[str], li
             raise InvalidInputError(f"{'/'.join(given)} given without text: the text says where media go")
         raise InvalidInputError("text is required")
     single = isinstance(text, str)
+    if not single and not isinstance(text, (list, tuple)):
+        raise InvalidInputError(f"text must be a str or a list of str, got {type(text).__name__}")
     texts = [text] if single else list(text)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
@@ -131,8 +134,14 @@ def build_sample(
         limit = rules.max_items.get(m)
         if limit is not None and len(plist) > limit:
             raise InvalidInputError(f"sample {sample}: {len(plist)} {m}s given; the model takes at most {limit} per prompt")
+    for m, plist in plans.items():
+        for i, p in enumerate(plist):
+            check_plan(p, f"sample {sample}: {m} {i}")
     targets, forbidden = rules.targets(family, vocab)
     reps = {m: [rules.pieces[m](family, p) for p in plist] for m, plist in plans.items()}
+    total = int(ids.size) + sum(p.repeat for r in reps.values() for pieces in r for p in pieces)
+    if total > MAX_TOKENS:
+        raise BudgetError(f"sample {sample}: the prompt would hold {total} tokens, above the limit of {MAX_TOKENS}")
     exp = expand(ids, targets, reps, vocab, forbidden=forbidden, sample=sample)
     positions = delta = None
     if rules.mrope is not None:
@@ -142,13 +151,37 @@ def build_sample(
     return SamplePrompt(exp, plans, positions, delta)
 
 
+def check_plans(plans: list[dict[str, list]]) -> None:
+    """:func:`check_plan` over every sample's plans, naming the sample and the item."""
+    for b, sample_plans in enumerate(plans):
+        for m, plist in sample_plans.items():
+            for i, plan in enumerate(plist):
+                check_plan(plan, f"sample {b}: {m} {i}")
+
+
+def check_plan(plan: Any, where: str) -> None:
+    """A plan as it enters a prompt (hand-built ones too): whole, non-negative token counts within
+    :data:`~mmprep.validate.MAX_TOKENS` and a grid of three non-negative ints."""
+    def whole(v: Any, most: int) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= most
+
+    if not whole(getattr(plan, "num_tokens", None), MAX_TOKENS):
+        raise InvalidInputError(f"{where}: num_tokens must be an int in [0, {MAX_TOKENS}], got {plan.num_tokens!r}")
+    grid = getattr(plan, "grid", (0, 0, 0))
+    if not (isinstance(grid, (tuple, list)) and len(grid) == 3 and all(whole(g, MAX_AREA) for g in grid)):
+        raise InvalidInputError(f"{where}: grid must be three non-negative ints (t, h, w), got {grid!r}")
+    frame_tokens = getattr(plan, "frame_tokens", ())
+    if not all(whole(t, MAX_TOKENS) for t in frame_tokens):
+        raise InvalidInputError(f"{where}: frame_tokens must be ints in [0, {MAX_TOKENS}], got {frame_tokens!r}")
+
+
 # -- assembling a batch -------------------------------------------------------------------------
 
 
 def pad_id(vocab: Vocab, pad_token_id: int | None) -> int:
     """The id padding uses: the argument, the tokenizer's pad token, else 0."""
     if pad_token_id is not None:
-        return int(pad_token_id)
+        return check_int(pad_token_id, "pad_token_id", maximum=2**63 - 1)
     tok = vocab.tokenizer
     pid = getattr(tok, "pad_token_id", None)
     if pid is None and getattr(tok, "padding", None):

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import MmprepError
 from ..types import Batch
-from .driver import Rules, pad_id, to_tensors
+from ..validate import MAX_TOKENS
+from .driver import Rules, check_plans, pad_id, to_tensors
 from .tokens import Span, Vocab
 
 TYPE_CODE = {"image": 1, "video": 2, "audio": 3}
@@ -100,6 +101,7 @@ def _find(rules: Rules, family: Any, flat: np.ndarray, starts: np.ndarray, ends:
 def fast_batch(rules: Rules, family: Any, texts: list[str], plans: list[dict[str, list]], vocab: Vocab,
                kw: dict, extra: dict, *, token_types: bool = False) -> Batch | None:
     """The Batch of ``_batch(_run(...))`` for many samples at once, or None to fall back."""
+    check_plans(plans)  # hand-built plans are checked as the per-sample path does
     if rules.prepare_text is not None or kw.get("padding_side", "right") not in ("right", "left"):
         return None
     for m, limit in rules.max_items.items():
@@ -113,6 +115,9 @@ def fast_batch(rules: Rules, family: Any, texts: list[str], plans: list[dict[str
     flat = np.fromiter(chain.from_iterable(ids_list), dtype=np.int64, count=int(lens.sum()))
     ends = np.cumsum(lens)
     starts = ends - lens
+    media = [sum(int(p.num_tokens) for plist in sp.values() for p in plist) for sp in plans]
+    if any(int(n) + t > MAX_TOKENS for n, t in zip(lens, media)):  # the per-sample path refuses it by name
+        return None
     try:
         found = _find(rules, family, flat, starts, ends, vocab)
         if found is None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...errors import InvalidInputError, item_prefix
 from ...family import DEFAULT_BACKEND, require_none, unsupported
+from ...sampling import MAX_SAMPLED
 from ...types import ImagePlan
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
 from .sizing import MAX_RATIO, smart_resize, smart_resize_np
@@ -30,13 +31,23 @@ class Glm4v:
 
     def __init__(self, spec: GlmSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or GlmSpec(), overrides)
-        check_spec(self.spec, non_negative=tuple(f for f in GlmSpec.__dataclass_fields__ if f.endswith("_id")))
+        check_spec(self.spec, non_negative=tuple(f for f in GlmSpec.__dataclass_fields__ if f.endswith("_id")),
+                   small=("patch_size", "merge_size", "temporal_patch_size", "video_patch_size", "video_merge_size"))
         if self.spec.version not in VERSIONS:
             raise InvalidInputError(f"GlmSpec.version must be one of {tuple(VERSIONS)}, got {self.spec.version!r}")
         for name, allowed in (("timestamp_rule", ("int_seconds", "frame_seconds")),
                               ("short_clip_rule", ("none", "one_frame")), ("video_token_rule", ("video", "image"))):
             if getattr(self.spec, name) not in allowed:
                 raise InvalidInputError(f"{name} must be one of {allowed}, got {getattr(self.spec, name)!r}")
+        for kind in ("image", "video"):
+            lo, hi = getattr(self.spec, f"{kind}_min_pixels"), getattr(self.spec, f"{kind}_max_pixels")
+            if lo > hi:
+                raise InvalidInputError(f"GlmSpec.{kind}_min_pixels {lo} exceeds {kind}_max_pixels {hi}")
+        if self.spec.video_max_duration * self.spec.video_fps > MAX_SAMPLED:  # the 4.1V sampler's list
+            raise InvalidInputError(
+                f"GlmSpec.video_max_duration x video_fps = {self.spec.video_max_duration * self.spec.video_fps:g} "
+                f"frames, above the limit of {MAX_SAMPLED}"
+            )
 
     def __repr__(self) -> str:
         return f"Glm4v(version={self.spec.version!r})"

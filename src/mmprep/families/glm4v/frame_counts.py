@@ -91,20 +91,22 @@ def glm46v_frame_counts(total: np.ndarray, fps: np.ndarray, tps: int) -> np.ndar
     out[few] = total[few]  # linspace(0, M-1, extract_t) with steps < 1 hits every frame
     loop = np.flatnonzero(~few)
     if loop.size:
-        picks, last = _loop_picks(total[loop], fps[loop], target[loop], max_second[loop], tps)
         ext = extract_t[loop]
+        picks, last = _loop_picks(total[loop], fps[loop], target[loop], max_second[loop], tps, ext + 1)
         out[loop] = np.where(picks < ext, np.minimum(ext, last + 1),
                              np.where(picks > ext, np.minimum(ext, total[loop]), picks))
     return _pad(out)
 
 
-def _loop_picks(total, fps, target, max_second, tps: int) -> tuple[np.ndarray, np.ndarray]:
+def _loop_picks(total, fps, target, max_second, tps: int, most: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Picks of the float-accumulator loop and the last picked frame, per video.
 
     The accumulator ``cur_j`` depends only on ``inv = 1/(tps*target)``, so one ``np.cumsum``
     table per target fps serves every video (bit-equal to the loop's repeated ``+=``). Pick j is
     ``k_j = max(k_{j-1} + 1, first frame with k * (1/fps) >= cur_j)``; the loop stops after
-    pick j once ``cur_{j+1} >= max_second``, or when frames run out.
+    pick j once ``cur_{j+1} >= max_second``, or when frames run out. At most ``most`` picks are
+    made per video (``extract_t + 1``: beyond that only "more than extract_t" matters), so the work
+    never grows with the frame count.
     """
     n = total.size
     picks = np.empty(n, dtype=np.int64)
@@ -112,7 +114,7 @@ def _loop_picks(total, fps, target, max_second, tps: int) -> tuple[np.ndarray, n
     for t in np.unique(target).tolist():
         g = np.flatnonzero(target == t)
         inv = 1 / (tps * (0.5 if t == 0.5 else int(t)))
-        steps = np.minimum(total[g], np.ceil(max_second[g] / inv).astype(np.int64) + 2)
+        steps = np.minimum(np.minimum(total[g], np.ceil(max_second[g] / inv).astype(np.int64) + 2), most[g])
         table = np.empty(int(steps.max()) + 2)
         table[0] = 0.0
         np.cumsum(np.full(table.size - 1, inv), out=table[1:])

@@ -53,7 +53,7 @@ def glm_video_patches(frames: np.ndarray, height: int, width: int, spec: Any, *,
     padded to a multiple of ``temporal_patch_size`` by repeating the last frame, and rows come in
     ``(t, bh, bw, mh, mw)`` order with ``(c, tp, py, px)`` vectors. rows = grid_t*gh*gw.
     """
-    check_options(backend, "np", dtype)
+    check_options(backend, "np", dtype, threads)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise InvalidInputError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got "
@@ -93,7 +93,7 @@ def glm_image_pixels(family: Any, images: Any, *, backend: str = "reference", re
     Reference: transformers' default (torchvision) ``Glm4vImageProcessor`` /
     ``Glm46VImageProcessor``, as vLLM loads it.
     """
-    check_options(backend, return_tensors, dtype)
+    check_options(backend, return_tensors, dtype, threads)
     s, items = family.spec, as_list(images)
     p, m, tp = s.patch_size, s.merge_size, s.temporal_patch_size
     table = None if dtype == "uint8" else norm_table(tuple(s.image_mean), tuple(s.image_std), s.rescale_factor)

@@ -16,7 +16,7 @@ from ...prompt.tokens import Piece, is_whole
 from ...prompt.fast import fast_batch
 from ...prompt.driver import (
     Rules, _batch, _check_all, _check_kw, _check_rows, _counts, _flat, _grids, _metadata_plans, _run,
-    image_plan, per_sample, split_samples,
+    check_plans, image_plan, per_sample, split_samples,
 )
 from ...types import Batch, VideoPlan
 from .positions import glm_mrope_positions, glm_mrope_positions_many
@@ -97,6 +97,7 @@ def glm_prompt(family, text, images=(), videos=(), tokenizer=None, **kw) -> Batc
     _, texts, per = split_samples(text, {"image": images, "video": videos})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, lambda b, xs: [image_plan(family, x, i) for i, x in enumerate(xs)])
+    check_plans(plans)  # before the grids are read from them
     extra = {"image_grid_thw": _grids(plans, "image"), "video_grid_thw": _grids(plans, "video")}
     fast = fast_batch(GLM, family, texts, plans, vocab, kw, extra, token_types=True)  # None: see why below
     if fast is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidInputError
-from ...sampling import FrameSample, fps_indices, linspace_int, _check_duration, _check_fps, _common, _passthrough, dedupe_keep_first
+from ...sampling import FrameSample, check_frame_indices, fps_indices, linspace_int, _check_duration, _check_fps, _common, _passthrough, dedupe_keep_first
 
 
 GLM46V_FPS_THRESHOLDS = ((30, 3), (300, 1), (2400, 0.5))  # DYNAMIC_FPS_THRES: (max s, fps)
@@ -50,11 +50,7 @@ def chosen_frames(frame_indices, total_frames: int, video_fps) -> FrameSample:
     """Frames the caller chose (indices into the original video at ``video_fps`` frames/s),
     finished as the samplers finish their own: de-duplicated, padded to pairs, stamped."""
     video_fps = _check_fps(video_fps)
-    indices = [int(i) for i in frame_indices]
-    if not indices:
-        raise InvalidInputError("frame_indices must not be empty")
-    if min(indices) < 0 or max(indices) >= total_frames:
-        raise InvalidInputError(f"frame_indices must lie inside [0, {total_frames}), got {min(indices)}..{max(indices)}")
+    indices = list(check_frame_indices(frame_indices, total_frames))
     frames, stamps = _glm_finish(indices, video_fps)
     return FrameSample(frames, stamps, "chosen", len(indices))
 
@@ -93,32 +89,54 @@ def glm46v_target_fps(duration) -> tuple[Any, Any]:
     return eff, GLM46V_FPS_THRESHOLDS[-1][1]
 
 
-def glm46v_loop(meta_frames: int, video_fps, tps: int, target_fps, max_second: int) -> list[int]:
+def glm46v_loop(meta_frames: int, video_fps, tps: int, target_fps, max_second: int,
+                max_picks: int | None = None) -> list[int]:
     """The reference's float-accumulator loop, vectorized with the same doubles (T25).
 
     Reference: for each frame k (stamp ``k * (1/fps)``), when ``stamp >= cur``: take k, then
     ``cur += 1/(tps*target_fps)`` and stop once ``cur >= max_second``. ``np.cumsum`` adds
     sequentially, so ``cur`` after j picks is bit-equal to the loop's. Pick j is the first frame
     at or after ``cur_j`` that comes after pick j-1: ``k_j = max(k_{j-1} + 1, first_j)``.
+    ``max_picks``: stop after that many picks (the caller only needs to know there are more), so
+    work and memory never grow with the frame count; ``first_j`` is found arithmetically from
+    ``cur_j / dpf`` and settled with the loop's own products ``k * dpf``.
     """
     inv = 1 / (tps * target_fps)
     dpf = 1 / video_fps
     # picks are bounded by the frame count and by the stop rule (cur_j grows by inv per pick)
     n_cur = int(min(meta_frames, math.ceil(max_second / inv) + 2 if inv > 0 else meta_frames))
+    if max_picks is not None:
+        n_cur = min(n_cur, max_picks)
     cur = np.empty(n_cur + 1)
     cur[0] = 0.0
     np.cumsum(np.full(n_cur, inv), out=cur[1:])
-    stamps = np.arange(meta_frames, dtype=np.float64) * dpf
-    first = np.searchsorted(stamps, cur[:n_cur], side="left")
+    first = _first_frame_at(cur[:n_cur], dpf, meta_frames)
     j = np.arange(n_cur)
-    picks = j + np.maximum.accumulate(first - j)
+    picks = j + np.maximum.accumulate(first - j) if n_cur else first
     count = int((picks < meta_frames).sum())  # picks strictly increase: a prefix is valid
     stop = np.flatnonzero(cur[1 : count + 1] >= max_second)
     if stop.size:
         count = int(stop[0]) + 1
-    elif count == n_cur < meta_frames:  # the bound was too tight (never expected): be exact
-        return glm46v_loop_reference(meta_frames, video_fps, tps, target_fps, max_second)
+    elif count == n_cur < meta_frames and (max_picks is None or n_cur < max_picks):
+        return glm46v_loop_reference(meta_frames, video_fps, tps, target_fps, max_second)  # never expected
     return picks[:count].tolist()
+
+
+def _first_frame_at(cur: np.ndarray, dpf: float, meta_frames: int) -> np.ndarray:
+    """For each ``c``, the least ``k`` in ``[0, meta_frames]`` with ``k * dpf >= c`` (the loop's
+    float stamps; ``meta_frames`` when none): ``searchsorted(arange(n) * dpf, c)`` without the array."""
+    k = np.clip(np.floor(cur / dpf) - 2, 0, meta_frames).astype(np.int64)
+    for _ in range(6):  # the quotient is within an ulp-sized step of the answer: a few moves settle it
+        k = np.where((k < meta_frames) & (k * dpf < cur), k + 1, k)
+    back = (k > 0) & ((k - 1) * dpf >= cur)
+    while back.any():  # (not expected) step down to the least k
+        k = np.where(back, k - 1, k)
+        back = (k > 0) & ((k - 1) * dpf >= cur)
+    ahead = (k < meta_frames) & (k * dpf < cur)
+    while ahead.any():
+        k = np.where(ahead, k + 1, k)
+        ahead = (k < meta_frames) & (k * dpf < cur)
+    return k
 
 
 def glm46v_loop_reference(meta_frames: int, video_fps, tps: int, target_fps, max_second: int) -> list[int]:
@@ -160,7 +178,8 @@ def glm46v_sample_frames(
     if meta_frames < extract_t:
         indices, branch = linspace_int(0, meta_frames - 1, extract_t), "linspace_all"
     else:
-        indices = glm46v_loop(meta_frames, video_fps, temporal_patch_size, target_fps, max_second)
+        # only "more than extract_t picks" matters beyond extract_t (the trim re-spaces them all)
+        indices = glm46v_loop(meta_frames, video_fps, temporal_patch_size, target_fps, max_second, extract_t + 1)
         branch = "loop"
         if len(indices) < extract_t:
             start, end = (0, max(meta_frames - 1, 0)) if not indices else (indices[0], indices[-1])

@@ -106,7 +106,7 @@ def glm_video_pixels(family: Any, videos: Any, *, backend: str = "reference", re
     from .pixels import glm_video_patches
     from ...pixels.batch import check_options, finish
 
-    check_options(backend, return_tensors, dtype)
+    check_options(backend, return_tensors, dtype, threads)
     s = family.spec
     values, grids, plans = _decode_batch(
         videos, backend, lambda src, i: glm_plan_video(family, src, index=i),

@@ -13,9 +13,9 @@ from ...errors import InvalidInputError, item_prefix
 from ...family import DEFAULT_BACKEND, require_none, unsupported
 from ...types import ImagePlan
 from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
-from .positions import MROPE_RULES
-from .sizing import isaac_target_size, isaac_target_size_np
 from .engines import RULES
+from .positions import MROPE_RULES
+from .sizing import MAX_EPS, MIN_EPS, isaac_target_size, isaac_target_size_np
 from .spec import IsaacSpec
 
 
@@ -29,7 +29,7 @@ class Isaac:
 
     def __init__(self, spec: IsaacSpec | None = None, **overrides: Any):
         self.spec = with_overrides(spec or IsaacSpec(), overrides)
-        check_spec(self.spec)
+        check_spec(self.spec, small=("patch_size", "pixel_shuffle_scale", "text_head_dim"))
         if self.spec.mrope_rule not in MROPE_RULES:
             raise InvalidInputError(f"IsaacSpec.mrope_rule must be one of {MROPE_RULES}, got {self.spec.mrope_rule!r}")
         s = self.spec
@@ -37,8 +37,10 @@ class Isaac:
             raise InvalidInputError(
                 f"min_num_patches {s.min_num_patches} exceeds max_num_patches {s.max_num_patches}"
             )
-        if s.patch_size <= 0 or s.pixel_shuffle_scale <= 0 or s.max_num_patches <= 0 or s.eps <= 0:
-            raise InvalidInputError(f"IsaacSpec sizes must be positive: {s}")
+        if not MIN_EPS <= s.eps <= MAX_EPS:
+            # below float spacing near the scale bound the bisection never ends; at >= 1 it never
+            # starts and returns a scale of eps / 10 or 100
+            raise InvalidInputError(f"IsaacSpec.eps must be in [{MIN_EPS}, {MAX_EPS}], got {s.eps!r}")
 
     def __repr__(self) -> str:
         return "Isaac()"

@@ -29,7 +29,7 @@ def isaac_image_pixels(family: Any, images: Any, *, backend: str = "reference", 
     Reference: the seed's path (SPEC §2.1): bilinear ``F.interpolate`` on the uint8 tensor,
     ``x * (1/255)``, mean/std 0.5. Images above ``spec.max_image_pixels`` are rejected.
     """
-    check_options(backend, return_tensors, dtype)
+    check_options(backend, return_tensors, dtype, threads)
     s, items = family.spec, as_list(images)
     p = s.patch_size
     table = None if dtype == "uint8" else norm_table(tuple(s.image_mean), tuple(s.image_std), s.rescale_factor)

@@ -11,6 +11,11 @@ from functools import lru_cache
 
 import numpy as np
 
+# The bisection tolerance (SPEC §1.1; the checkpoint's 1e-5): at least 1e-12, far above the float
+# spacing at the upper scale bound 100 (1.4e-14), so the loop ends after <= 47 halvings; below 1,
+# so it runs at all.
+MIN_EPS = 1e-12
+MAX_EPS = 0.5
 
 
 def isaac_target_size(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...validate import HfConfig
+
 
 @dataclass(frozen=True)
 class IsaacSpec:
@@ -34,9 +36,14 @@ class IsaacSpec:
 
     @classmethod
     def from_hf(cls, processor_config: dict[str, Any], config: dict[str, Any]) -> IsaacSpec:
-        """Read processor_config.json (flat or with an ``image_processor`` section) and config.json."""
-        pre = dict(processor_config or {})
-        pre.update(pre.pop("image_processor", None) or {})
+        """Read processor_config.json (flat or with an ``image_processor`` section) and config.json.
+
+        Bad values raise :class:`~mmprep.InvalidInputError` naming the file and key.
+        """
+        pre = HfConfig(processor_config, "processor_config.json")
+        if pre.get("image_processor") is not None:
+            img = pre.section("image_processor")
+            pre = HfConfig({**pre, **img}, pre.where, {**pre.origins, **{k: img.where for k in img}})
         kw: dict[str, Any] = {}
         for key, field in (("patch_size", "patch_size"), ("max_num_patches", "max_num_patches"),
                            ("vision_max_num_patches", "max_num_patches"),
@@ -44,16 +51,13 @@ class IsaacSpec:
                            ("vision_min_num_patches", "min_num_patches"),
                            ("pixel_shuffle_scale", "pixel_shuffle_scale"),
                            ("max_sequence_length", "max_sequence_length")):
-            if key in pre and pre[key] is not None:
-                kw[field] = int(pre[key])
-        if "vision_token" in pre:
-            kw["vision_token"] = str(pre["vision_token"])
-        for key in ("image_mean", "image_std"):
-            if key in pre:
-                kw[key] = tuple(float(x) for x in pre[key])
-        if "rescale_factor" in pre:
-            kw["rescale_factor"] = float(pre["rescale_factor"])
-        text = config.get("text_config") or config
-        if "head_dim" in text:
-            kw["text_head_dim"] = int(text["head_dim"])
-        return cls(**kw)
+            value = pre.get_int(key)
+            if value is not None:
+                kw[field] = value
+        kw["vision_token"] = pre.get_str("vision_token")
+        kw["image_mean"], kw["image_std"] = pre.get_floats("image_mean"), pre.get_floats("image_std")
+        kw["rescale_factor"] = pre.get_float("rescale_factor")
+        cfg = HfConfig(config, "config.json")
+        text = cfg.section("text_config") if cfg.get("text_config") else cfg
+        kw["text_head_dim"] = text.get_int("head_dim")
+        return cls(**{k: v for k, v in kw.items() if v is not None})

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...io.audio import load_audio, probe_audio, read_audio, resample, resampled_length
 from ...errors import InvalidInputError, MediaError, item_prefix
-from ...validate import check_on_error
+from ...validate import check_int, check_number, check_on_error
 from ...types import AudioBatch, AudioPlan
 
 __all__ = [
@@ -36,6 +36,8 @@ SUBSAMPLING_STRIDE = 2
 # later vLLM (not S2): audio split into clips of 30 s, the tail padded to at least 0.1 s
 CLIP_SECONDS = 30.0
 CLIP_MIN_SECONDS = 0.1
+# above 2**24 frames the reference's float32 length arithmetic stops being exact: our limit
+MAX_FRAMES = 2**24
 LOG_GUARD = 2.0**-24  # log(mel + guard)
 NORM_EPS = 1e-5  # (x - mean) / (std + eps)
 VARIANTS = ("vllm", "vllm-clips", "transformers")
@@ -89,26 +91,32 @@ def _token_counts(n: np.ndarray, s, variant: str) -> np.ndarray:
     raise InvalidInputError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
 
-def _samples_array(num_samples, seconds, rate: int, on_error: str = "raise") -> tuple[np.ndarray, np.ndarray]:
-    """int64 sample counts and a validity mask; raises for the first bad item unless asked not to."""
+def _samples_array(num_samples, seconds, rate: int, on_error: str = "raise",
+                   most: int = 2**62) -> tuple[np.ndarray, np.ndarray]:
+    """int64 sample counts (at most ``most``) and a validity mask; raises for the first bad item
+    unless asked not to."""
     check_on_error(on_error)
     if (num_samples is None) == (seconds is None):
         raise InvalidInputError("pass exactly one of num_samples or seconds")
     if seconds is not None:
-        sec = np.asarray(seconds, dtype=np.float64)
-        ok = np.isfinite(sec) & (sec > 0)
-        what = lambda i: f"audio duration must be positive seconds, got {sec.ravel()[i]}"  # noqa: E731
+        sec = np.asarray(seconds)
+        if sec.dtype.kind not in "iuf" or sec.dtype == bool:
+            raise InvalidInputError(f"seconds must be numbers, got dtype {sec.dtype}")
+        sec = sec.astype(np.float64)
+        ok = np.isfinite(sec) & (sec > 0) & (sec * rate <= most)
+        what = lambda i: (f"audio duration must be positive seconds up to {most / rate:.6g} "  # noqa: E731
+                          f"({most} samples at {rate} Hz), got {sec.ravel()[i]}")
         # ceil, as a resampled length is sized; the tolerance lets samples / rate round-trip
-        n = np.ceil(np.where(ok, sec, 1.0) * rate - 1e-6).astype(np.int64)
+        n = np.maximum(np.ceil(np.where(ok, sec, 1.0) * rate - 1e-6), 1).astype(np.int64)
     else:
         arr = np.asarray(num_samples)
         if arr.dtype.kind == "f":
-            ok = np.isfinite(arr) & (arr == np.round(arr)) & (arr > 0)
+            ok = np.isfinite(arr) & (arr == np.round(arr)) & (arr > 0) & (arr <= most)
         elif arr.dtype.kind not in "iu" or arr.dtype == bool:
             raise InvalidInputError(f"num_samples must be integers, got dtype {arr.dtype}")
         else:
-            ok = arr > 0
-        what = lambda i: f"audio must be a whole number of samples >= 1, got {arr.ravel()[i]}"  # noqa: E731
+            ok = (arr > 0) & (arr <= most)
+        what = lambda i: f"audio must be a whole number of samples in [1, {most}], got {arr.ravel()[i]}"  # noqa: E731
         n = np.where(ok, arr, 1).astype(np.int64)
     if not ok.all() and on_error == "raise":
         i = int(np.flatnonzero(~ok.ravel())[0])
@@ -123,11 +131,12 @@ def nemotron_count_audio_tokens(family: Any, num_samples=None, *, seconds=None, 
     ``num_samples``: samples at ``spec.audio_sampling_rate`` (after resampling); or ``seconds``
     (converted with ``ceil(seconds * rate)``). ``variant``: ``"vllm"`` (default, the seed's
     extractor), ``"vllm-clips"`` (later vLLM: 30 s clips, tail >= 0.1 s, tokens summed) or
-    ``"transformers"`` (the Omni processor's ``1 + n // hop`` estimate). No length cap here; see
-    :func:`nemotron_plan_audio`. ``on_error="minus_one"`` marks bad lengths with -1.
+    ``"transformers"`` (the Omni processor's ``1 + n // hop`` estimate). No 600 s cap here (see
+    :func:`nemotron_plan_audio`), only the absolute :func:`max_samples` (2**24 feature frames).
+    ``on_error="minus_one"`` marks bad lengths with -1.
     """
     s = _spec(family)
-    n, ok = _samples_array(num_samples, seconds, s.audio_sampling_rate, on_error)
+    n, ok = _samples_array(num_samples, seconds, s.audio_sampling_rate, on_error, max_samples(s))
     out = np.where(ok, _token_counts(n, s, variant or s.audio_token_rule), -1).astype(np.int64)
     return int(out) if out.ndim == 0 else out
 
@@ -141,10 +150,22 @@ def _source_name(source: Any) -> str | None:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
 
 
+def max_samples(s) -> int:
+    """The longest audio mmprep plans or counts, in samples at the spec's rate (:data:`MAX_FRAMES`
+    feature frames; ~46.6 h at 16 kHz)."""
+    return MAX_FRAMES * s.audio_hop_length
+
+
 def _make_plan(n: int, s, prefix: str, max_seconds: float | None) -> AudioPlan:
-    limit = s.audio_max_seconds if max_seconds is None else max_seconds
+    limit = s.audio_max_seconds if max_seconds is None else check_number(
+        max_seconds, "max_seconds", strict=False)
     rate = s.audio_sampling_rate
-    if limit and limit > 0 and n > limit * rate:
+    if n > max_samples(s):
+        raise InvalidInputError(
+            f"{prefix}audio of {n} samples ({n / rate:.6g} s at {rate} Hz) is above the limit of "
+            f"{max_samples(s)} samples ({MAX_FRAMES} feature frames)"
+        )
+    if limit > 0 and n > limit * rate:
         raise InvalidInputError(
             f"{prefix}audio is {n / rate:.3f} s ({n} samples at {rate} Hz), longer than the "
             f"maximum {limit} s (audio_max_seconds; pass max_seconds=0 to lift it)"
@@ -185,7 +206,21 @@ def nemotron_plan_audio(
     prefix = item_prefix(index, _source_name(source))
     if n_src <= 0:
         raise MediaError(f"{prefix}audio is empty (0 samples)")
-    return _make_plan(int(resampled_length(n_src, rate, target)), s, prefix, max_seconds)
+    try:
+        n = int(resampled_length(n_src, rate, target))
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{prefix}{e}") from None
+    return _make_plan(n, s, prefix, max_seconds)
+
+
+def _header_plan(s, source, prefix: str, max_seconds: float | None) -> AudioPlan:
+    """The plan from an audio file's header alone (as :func:`nemotron_plan_audio` makes it)."""
+    try:
+        n_src, rate, _ = probe_audio(source)
+        n = int(resampled_length(n_src, rate, s.audio_sampling_rate))
+    except InvalidInputError as e:
+        raise type(e)(f"{prefix}{e}") from None
+    return _make_plan(n, s, prefix, max_seconds)
 
 
 # -- features ----------------------------------------------------------------------------------
@@ -322,7 +357,10 @@ def _features_torch(waves: list[np.ndarray], frames: np.ndarray, total: int, s, 
     """The same pipeline batched in torch float32 on ``device`` (the reference's arithmetic)."""
     import torch
 
-    dev = torch.device(device or "cpu")
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as e:
+        raise InvalidInputError(f"device must name a torch device, got {device!r} ({e})") from None
     lengths = torch.as_tensor([len(w) for w in waves], device=dev)
     x = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32, device=dev)
     for i, w in enumerate(waves):
@@ -380,17 +418,29 @@ def nemotron_audio_features(
     """
     s = _spec(family)
     if return_tensors is not None:
-        if return_tensors not in ("np", "pt"):
+        if not isinstance(return_tensors, str) or return_tensors not in ("np", "pt"):
             raise InvalidInputError(f"return_tensors must be 'np' or 'pt', got {return_tensors!r}")
         backend = "torch" if return_tensors == "pt" else "numpy"
-    if backend not in ("numpy", "torch"):
+    if not isinstance(backend, str) or backend not in ("numpy", "torch"):
         raise InvalidInputError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    workers = check_int(workers, "workers", minimum=1, maximum=256)
     rate = s.audio_sampling_rate if sampling_rate is None else sampling_rate
     waves, plans = [], []
     for i, src in enumerate(_sources(audios)):
+        prefix = item_prefix(i, _source_name(src))
+        if isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)):
+            # the header's length is checked against the caps before decoding (a 10-hour file is
+            # refused without reading it); the decode then checks the data against the header
+            _header_plan(s, src, prefix, max_seconds)
         x, src_rate = load_audio(src, sampling_rate=rate, index=i)
+        try:  # plan (and refuse) from the resampled length before any resampling work
+            n = int(resampled_length(len(x), src_rate, s.audio_sampling_rate))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{prefix}{e}") from None
+        plans.append(_make_plan(n, s, prefix, max_seconds))
         x = np.ascontiguousarray(resample(x, src_rate, s.audio_sampling_rate), dtype=np.float32)
-        plans.append(_make_plan(len(x), s, item_prefix(i, _source_name(src)), max_seconds))
+        if len(x) != n:  # never expected: resample() sizes its output as resampled_length()
+            raise MediaError(f"{prefix}resampling gave {len(x)} samples, the plan {n}")
         waves.append(x)
     frames = np.array([p.num_frames for p in plans], dtype=np.int64)
     longest = max(len(w) for w in waves)

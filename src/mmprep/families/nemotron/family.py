@@ -14,11 +14,50 @@ import numpy as np
 from ...errors import BudgetError, InvalidInputError, item_prefix
 from ...family import DEFAULT_BACKEND, unsupported
 from ...types import ImagePlan, RequestPlan, TileLayout
-from ...validate import check_size, check_spec, finish_counts, size_arrays, with_overrides
+from ...validate import MAX_COUNT, check_int, check_size, check_spec, finish_counts, size_arrays, with_overrides
 from .engines import RULES
 from .dynamic import TEXT_RESERVE, dynamic_budgets, dynamic_grid_np, first_round_budget
 from .spec import NemotronSpec
-from .tiles import internvl_closest_ratio, internvl_grid_np, internvl_target_ratios
+from .tiles import MAX_NUM_TILES, internvl_closest_ratio, internvl_grid_np, internvl_target_ratios
+
+
+def _check_tiles(value: Any, what: str) -> int:
+    """A tile count: an int in ``[1, MAX_NUM_TILES]`` (the ratio table grows as n log n)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_NUM_TILES:
+        raise InvalidInputError(f"{what} must be an int in [1, {MAX_NUM_TILES}], got {value!r}")
+    return int(value)
+
+
+def _check_shuffle(ratio: float, prefix: str) -> None:
+    """The pixel shuffle merges ``1/r`` x ``1/r`` patches: ``1/r`` must be a whole number."""
+    if not 0 < ratio <= 1 or not float(1 / ratio).is_integer():
+        raise InvalidInputError(f"{prefix}downsample_ratio must be 1/k for a whole k (0.5: 2x2 patches), got {ratio}")
+
+
+def _check_tile_patches(s: NemotronSpec) -> None:
+    """Image tiles are cut into ``image_size / patch_size`` patches a side, merged ``1/r`` at a time.
+
+    Checked when tiling an image, not at load: the reference's video prompt text takes sizes
+    that do not divide (its token formulas round), and the golden rows use them.
+    """
+    k = round(1 / s.downsample_ratio)
+    if s.image_size % s.patch_size or (s.image_size // s.patch_size) % k:
+        raise InvalidInputError(
+            f"image tiles of {s.image_size} px do not split into {s.patch_size}-px patches in groups of {k} "
+            f"(image_size must be a multiple of patch_size / downsample_ratio = {s.patch_size * k} px)"
+        )
+
+
+def _items(images: Any) -> list:
+    if isinstance(images, (str, bytes)) or not hasattr(images, "__iter__"):
+        raise InvalidInputError(f"images must be a list of (height, width) pairs, got {type(images).__name__}")
+    return list(images)
+
+
+def _pair(item: Any, index: int) -> tuple[Any, Any]:
+    if isinstance(item, (str, bytes)) or not hasattr(item, "__len__") or len(item) != 2:
+        raise InvalidInputError(f"item {index}: expected a (height, width) pair, got {item!r}")
+    return item[0], item[1]
 
 
 class NemotronVL:
@@ -30,8 +69,10 @@ class NemotronVL:
 
     def __init__(self, spec: NemotronSpec | None = None, **overrides: Any):
         self.spec = s = with_overrides(spec or NemotronSpec(), overrides)
-        check_spec(s, non_negative=("video_fps", "video_pruning_rate", "video_num_frames"),
-                   any_int=("max_num_patches",))
+        check_spec(s, non_negative=("video_fps", "video_pruning_rate", "video_num_frames"), any_int=("max_num_patches",),
+                   small=("image_size", "patch_size", "video_patch_size", "video_num_frames", "video_max_num_tiles",
+                          "audio_hop_length", "audio_n_fft", "audio_win_length", "audio_num_mel_bins",
+                          "audio_subsampling_factor"))
         if s.dynamic:
             if s.use_thumbnail:
                 raise InvalidInputError("the dynamic-resolution tiler has no thumbnail (use_thumbnail must be False)")
@@ -43,6 +84,19 @@ class NemotronVL:
                 raise InvalidInputError(f"min_num_patches must be positive, got {s.min_num_patches}")
         if s.min_num_tiles < 1 or s.max_num_tiles < s.min_num_tiles:
             raise InvalidInputError(f"tile bounds must satisfy 1 <= min <= max, got {s.min_num_tiles}, {s.max_num_tiles}")
+        _check_tiles(s.max_num_tiles, "NemotronSpec.max_num_tiles")
+        _check_shuffle(s.downsample_ratio, "")
+        if s.video_downsample_ratio is not None:
+            _check_shuffle(s.video_downsample_ratio, "video_")
+        if s.max_model_len <= TEXT_RESERVE or s.max_model_len > MAX_COUNT:
+            raise InvalidInputError(
+                f"NemotronSpec.max_model_len must be in ({TEXT_RESERVE}, {MAX_COUNT}] (vLLM keeps {TEXT_RESERVE} "
+                f"tokens free), got {s.max_model_len}"
+            )
+        if s.dynamic and (s.max_num_patches or 0) > 0 and s.min_num_patches > s.max_num_patches:
+            raise InvalidInputError(
+                f"min_num_patches {s.min_num_patches} exceeds max_num_patches {s.max_num_patches}"
+            )
         if not 0 <= s.video_pruning_rate < 1:
             raise InvalidInputError(f"video_pruning_rate must be in [0, 1), got {s.video_pruning_rate}")
 
@@ -74,7 +128,11 @@ class NemotronVL:
 
     def _plan_tiles(self, height: int, width: int, max_num_tiles: int | None) -> ImagePlan:
         s = self.spec
-        ratios = internvl_target_ratios(s.min_num_tiles, max_num_tiles or s.max_num_tiles)
+        _check_tile_patches(s)
+        most = s.max_num_tiles if max_num_tiles is None else _check_tiles(max_num_tiles, "max_num_tiles")
+        if most < s.min_num_tiles:
+            raise InvalidInputError(f"max_num_tiles {most} is below min_num_tiles {s.min_num_tiles}")
+        ratios = internvl_target_ratios(s.min_num_tiles, most)
         cols, rows = internvl_closest_ratio(width, height, ratios, s.image_size)
         blocks = cols * rows
         thumbnail = s.use_thumbnail and blocks != 1
@@ -103,12 +161,13 @@ class NemotronVL:
         s = self.spec
         if not s.dynamic:
             raise InvalidInputError("plan_request needs the dynamic-resolution tiler (min_num_patches set)")
-        sizes = [check_size(h, w, i) for i, (h, w) in enumerate(images)]
+        sizes = [check_size(*_pair(item, i), i) for i, item in enumerate(_items(images))]
         if not sizes:
             raise InvalidInputError("plan_request needs at least one image")
-        max_model_len = s.max_model_len if max_model_len is None else max_model_len
-        if isinstance(text_len, bool) or int(text_len) != text_len or text_len < 0:
-            raise InvalidInputError(f"text_len must be a non-negative int, got {text_len!r}")
+        if max_model_len is None:
+            max_model_len = s.max_model_len
+        max_model_len = check_int(max_model_len, "max_model_len", minimum=TEXT_RESERVE + 1)
+        text_len = check_int(text_len, "text_len")
         available = max_model_len - text_len - TEXT_RESERVE
         cap = s.max_num_patches if s.max_num_patches and s.max_num_patches > 0 else float("inf")
         grids, rounds, budgets, patch_budget = dynamic_budgets(
@@ -149,6 +208,7 @@ class NemotronVL:
         shape = h.shape
         h, w, ok = h.ravel(), w.ravel(), ok.ravel()
         if not s.dynamic:
+            _check_tile_patches(s)
             cols, rows = internvl_grid_np(h, w, s.min_num_tiles, s.max_num_tiles, s.image_size)
             blocks = cols * rows
             tiles = blocks + ((blocks != 1) & s.use_thumbnail)

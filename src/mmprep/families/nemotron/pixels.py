@@ -80,7 +80,7 @@ def nemotron_frame_tiles(frames: np.ndarray, spec: Any, *, backend: str = "refer
     frame size (``video_target_num_patches``) is passed; frames stay one row each, as vLLM's
     ``video_to_pixel_values`` returns them (the model groups tubelets).
     """
-    check_options(backend, "np", dtype)
+    check_options(backend, "np", dtype, threads)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise InvalidInputError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got "
@@ -123,7 +123,7 @@ def nemotron_image_pixels(family: Any, images: Any, *, backend: str = "reference
     ``(Σ patches, 3*p*p)`` rows with ``(c, yy, xx)`` vectors (the model-side ``stack``), grids
     ``[1, hp, wp]`` per image.
     """
-    check_options(backend, return_tensors, dtype)
+    check_options(backend, return_tensors, dtype, threads)
     s, items = family.spec, as_list(images)
     table = None if dtype == "uint8" else _table(s)
     use_float = _float_rule(s, backend, dtype)

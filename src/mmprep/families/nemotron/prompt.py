@@ -125,7 +125,7 @@ def _nemotron_image_plans(family, vocab, texts, kw):
         if any(isinstance(x, ImagePlan) for x in xs):
             raise InvalidInputError(f"sample {b}: give all images of a request as sizes or all as plans")
         n = nemotron_text_len(family, vocab, texts[b], kw.get("text_len", 0))
-        return list(family.plan_request([tuple(x) for x in xs], text_len=n,
+        return list(family.plan_request(list(xs), text_len=n,
                                         max_model_len=kw.get("max_model_len")).images)
 
     return plan

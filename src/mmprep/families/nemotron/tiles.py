@@ -10,9 +10,37 @@ import numpy as np
 
 
 
+MAX_NUM_TILES = 4096  # 1,048,576 tokens of 12B tiles: 8x its 131,072-token context
+
+
 @lru_cache(maxsize=32)
 def internvl_target_ratios(min_num: int, max_num: int) -> tuple[tuple[int, int], ...]:
-    """``(cols, rows)`` grids, sorted by tile count; ties keep CPython's set order (as vLLM)."""
+    """``(cols, rows)`` grids, sorted by tile count; ties keep CPython's set order (as vLLM).
+
+    vLLM builds the set with a triple loop over ``n, i, j <= max_num`` (O(max_num³)). A set's
+    iteration order depends only on the order in which distinct keys first arrive (a repeat
+    changes nothing), so adding each grid once, in the order of its first appearance there
+    (``n = max(min_num, i, j)``, then ``i``, then ``j``), gives the very same set in
+    O(max_num log max_num).
+    """
+    ratios: set[tuple[int, int]] = set()
+
+    def arrive(i: int, js) -> None:
+        for j in js:
+            if min_num <= i * j <= max_num:
+                ratios.add((i, j))
+
+    for i in range(1, min_num + 1):  # n = min_num: every grid with both sides <= min_num
+        arrive(i, range(1, min_num + 1))
+    for n in range(min_num + 1, max_num + 1):  # then the grids with max(i, j) == n
+        for i in range(1, min(n - 1, max_num // n) + 1):
+            arrive(i, (n,))
+        arrive(n, range(1, min(n, max_num // n) + 1))
+    return tuple(sorted(ratios, key=lambda x: x[0] * x[1]))
+
+
+def internvl_target_ratios_reference(min_num: int, max_num: int) -> tuple[tuple[int, int], ...]:
+    """vLLM's triple loop itself (O(max_num³)), used only in tests."""
     ratios = {
         (i, j)
         for n in range(min_num, max_num + 1)

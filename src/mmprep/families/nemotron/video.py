@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidInputError, MmprepError, item_prefix
+from ...sampling import check_frame_indices
 from ...video import _decode_batch, _meta, video_arrays
 from ...validate import finish_counts
 from ...types import PixelBatch, VideoMetadata, VideoPlan
@@ -143,9 +144,7 @@ def nemotron_plan_video(
             indices = sample.frame_indices
             extra: dict[str, Any] = {"loader": loader, "do_sample_frames": sample.do_sample_frames}
         else:
-            indices = tuple(int(i) for i in frame_indices)
-            if not indices or min(indices) < 0 or max(indices) >= meta.total_frames:
-                raise InvalidInputError(f"frame_indices must be non-empty and inside [0, {meta.total_frames})")
+            indices = check_frame_indices(frame_indices, meta.total_frames)
             extra = {"loader": None}
         ms = frame_duration_ms(meta.fps if fps is None else fps)
         fh, fw = video_frame_size(s, meta.height, meta.width)
@@ -190,7 +189,7 @@ def nemotron_video_pixels(family: Any, videos: Any, *, backend: str = "reference
     from .pixels import nemotron_frame_tiles
     from ...pixels.batch import check_options, finish
 
-    check_options(backend, return_tensors, dtype)
+    check_options(backend, return_tensors, dtype, threads)
     s = family.spec
     values, grids, plans = _decode_batch(
         videos, backend, lambda src, i: nemotron_plan_video(family, src, loader=loader, index=i),
