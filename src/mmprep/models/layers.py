@@ -13,19 +13,24 @@ from torch import nn
 
 
 class RMSNorm(nn.Module):
-    """``w * (x / sqrt(mean(x^2) + eps))`` over the last dim; statistics in fp32, product in ``x``'s dtype.
+    """``w * (x / sqrt(mean(x^2) + eps))`` over the last dim; statistics in fp32.
 
-    Applied to ``(T, heads, head_dim)`` it is the per-head q/k norm of Qwen3-style attention.
+    The product runs in ``x``'s dtype (Llama / Qwen / GLM), or in fp32 before the cast back when
+    ``weight_in_fp32`` (NemotronH). Applied to ``(T, heads, head_dim)`` it is the per-head q/k
+    norm of Qwen3-style attention.
     """
 
-    def __init__(self, dim: int, eps: float):
+    def __init__(self, dim: int, eps: float, *, weight_in_fp32: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
+        self.weight_in_fp32 = weight_in_fp32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.weight_in_fp32:
+            return (self.weight.float() * xf).to(x.dtype)
         return self.weight * xf.to(x.dtype)
 
 

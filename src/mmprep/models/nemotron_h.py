@@ -30,7 +30,7 @@ from .cache import StaticKVCache
 from .decoder import ModelOutput, Prompt, Step, attend, run_decode, run_forward, run_prefill
 from .generate import generate
 from .inputs import pack_tokens
-from .layers import activation
+from .layers import RMSNorm, activation
 from .mamba import Mamba2Mixer
 
 LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
@@ -151,20 +151,6 @@ def _pattern(t: dict[str, Any]) -> str:
 # -- layers ---------------------------------------------------------------------------------------
 
 
-class RMSNormF32(nn.Module):
-    """NemotronH's RMSNorm: the weight multiplies in fp32, then the result is cast back."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (self.weight.float() * xf).to(x.dtype)
-
-
 class Attention(nn.Module):
     """GQA causal attention without rope (weights ``q_proj`` ``k_proj`` ``v_proj`` ``o_proj``)."""
 
@@ -261,7 +247,7 @@ class Block(nn.Module):
     def __init__(self, cfg: NemotronHConfig, layer: int):
         super().__init__()
         self.kind = LAYER_KINDS[cfg.pattern[layer]]
-        self.norm = RMSNormF32(cfg.hidden_size, cfg.eps)
+        self.norm = RMSNorm(cfg.hidden_size, cfg.eps, weight_in_fp32=True)
         if self.kind == "mamba":
             self.mixer = Mamba2Mixer(
                 cfg.hidden_size, cfg.mamba_heads, cfg.mamba_head_dim, cfg.n_groups, cfg.ssm_state_size,
@@ -286,7 +272,7 @@ class NemotronHBackbone(nn.Module):
         self.cfg = cfg
         self.embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
-        self.norm_f = RMSNormF32(cfg.hidden_size, cfg.eps)
+        self.norm_f = RMSNorm(cfg.hidden_size, cfg.eps, weight_in_fp32=True)
 
     def forward(self, embeds: torch.Tensor, step: Step) -> torch.Tensor:
         x = embeds
