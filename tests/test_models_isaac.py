@@ -305,3 +305,21 @@ def test_vision_tower_equals_transformers_siglip2_naflex():
     out = bench_isaac_vision(hf, ours, v, grids, torch.device("cpu"), torch.float32, repeats=1)
     assert out["patches"] == sum(h * w for h, w in grids)
     assert out["max_abs_diff"] < 1e-4
+
+
+def test_transformers_text_model_layout_loads_the_same_model(tmp_path, model, tokenizer):
+    """transformers' own save puts the decoder under ``model.text_model.*``; both layouts load."""
+    d = _copy(tmp_path)
+
+    def rename(state):
+        for k in [k for k in state if k.startswith("model.") and not k.startswith("model.vision_embedding.")]:
+            state["model.text_model." + k[len("model."):]] = state.pop(k)
+
+    _rewrite_weights(d, rename)
+    other = mm.load(d, device="cpu")
+    b = _process(CASES["one_image"], "vllm", tokenizer)
+    with torch.no_grad():
+        torch.testing.assert_close(other(b).logits, model(b).logits)
+    _rewrite_weights(d, lambda state: state.pop("model.text_model.norm.weight"))
+    with pytest.raises(WeightsError, match="model.norm.weight.*other 1 known layout"):
+        mm.load(d, device="cpu")

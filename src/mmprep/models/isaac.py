@@ -425,7 +425,18 @@ class IsaacForConditionalGeneration(nn.Module):
 _MEDIA = (MediaInput("image", "pixel_values"),)
 
 
-def weight_table(cfg: IsaacConfig) -> dict[str, str]:
+def weight_table(cfg: IsaacConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """Every checkpoint tensor and the parameter it fills, in the two layouts Isaac checkpoints come in:
+    the released one (``model.embed_tokens``, ``model.layers.*``; first) and transformers' own
+    ``save_pretrained`` of ``IsaacForConditionalGeneration`` (the decoder under ``model.text_model.*``).
+    The loader takes the first layout the checkpoint matches."""
+    released = released_weight_table(cfg)
+    renamed = {(f"model.text_model.{k[len('model.'):]}" if k.startswith("model.") and
+                not k.startswith("model.vision_embedding.") else k): v for k, v in released.items()}
+    return released, renamed
+
+
+def released_weight_table(cfg: IsaacConfig) -> dict[str, str]:
     """Every checkpoint tensor of the released layout and the parameter it fills."""
     v, t = cfg.vision, cfg.text
     tower = ["embeddings.patch_embedding.weight", "embeddings.patch_embedding.bias",

@@ -25,7 +25,7 @@ Two more table forms, both explicit and checked like the plain one:
 
 A model whose checkpoints come in more than one layout (GLM-4.6V: per-expert tensors on the Hub,
 fused ones from transformers' ``save_pretrained`` of the ``Glm46V`` class) gives a tuple of tables;
-the first one the checkpoint satisfies is used, else the first table's problems are raised.
+the first one the checkpoint satisfies is used, else the closest layout's problems are raised.
 """
 
 from __future__ import annotations
@@ -182,18 +182,22 @@ def _check_stacks(entries: Mapping[str, str | Stack], shapes, params) -> list[st
 
 
 def _pick_layout(tables: Table | tuple[Table, ...], shapes, params, where: str) -> Table:
-    """The first table the checkpoint satisfies; else the first table's :class:`WeightsError`."""
+    """The first table the checkpoint satisfies; else the :class:`WeightsError` of the closest
+    layout (fewest missing + unexpected keys), so the message names what is really wrong."""
     layouts = (tables,) if isinstance(tables, Mapping) else tuple(tables)
-    first = None
-    for t in layouts:
+    errors: list[tuple[int, int, WeightsError]] = []
+    for i, t in enumerate(layouts):
         try:
             check_table(t, shapes, params, where=where)
             return t
         except WeightsError as e:
-            first = first or e
+            entries, skipped, _ = split_table(t, shapes)
+            distance = sum(k not in shapes for k in entries) + sum(k not in entries and k not in skipped for k in shapes)
+            errors.append((distance, i, e))
+    _, _, closest = min(errors, key=lambda x: x[:2])
     if len(layouts) > 1:
-        raise WeightsError(f"{first} (the other {len(layouts) - 1} known layout(s) do not match either)") from None
-    raise first
+        raise WeightsError(f"{closest} (the other {len(layouts) - 1} known layout(s) do not match either)") from None
+    raise closest
 
 
 def load_weights(
