@@ -33,7 +33,7 @@ def text_config(vocab: int, **kw) -> dict:
                num_key_value_heads=2, head_dim=16, intermediate_size=96, mamba_num_heads=4, mamba_head_dim=16,
                ssm_state_size=8, n_groups=2, chunk_size=8, n_routed_experts=4, num_experts_per_tok=2,
                moe_intermediate_size=32, moe_shared_expert_intermediate_size=48, n_group=2, topk_group=1,
-               routed_scaling_factor=2.5, time_step_min=1e-9, eos_token_id=2)
+               routed_scaling_factor=2.5, eos_token_id=2)
     cfg.update(kw)
     return cfg
 
@@ -44,7 +44,7 @@ VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, max_im
 
 def randomize(model, seed: int = 0):
     """Weights large enough that greedy decoding does not collapse; Mamba A/D/dt in their real ranges
-    (dt well above transformers' time_step_min clamp, which mmprep does not apply)."""
+    (some heads' dt below the time_step_min clamp, so the clamp rule is exercised)."""
     torch.manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -53,7 +53,7 @@ def randomize(model, seed: int = 0):
             if name.endswith("A_log"):
                 p.copy_(torch.log(torch.rand_like(p) * 4 + 0.5))
             elif name.endswith("dt_bias"):
-                p.copy_(torch.log(torch.expm1(torch.rand_like(p) * 0.09 + 0.01)))
+                p.copy_(torch.log(torch.expm1(torch.rand_like(p) * 0.0998 + 0.0002)))  # some below 0.001
             elif name.endswith(".D"):
                 p.copy_(1 + 0.1 * torch.randn_like(p))
             elif ("norm" in name or "layer_norm" in name) and p.ndim == 1 and name.endswith("weight"):
@@ -552,3 +552,20 @@ def test_bf16_on_cuda_keeps_the_flash_attention_error_rule(omni):
         theirs = peer(input_ids=batch["input_ids"].cuda(), **kw).logits.float().cpu()
     hf.to("cpu", torch.float32)
     assert (ours - ref).abs().max() <= 2 * (theirs - ref).abs().max() + 1e-2
+
+
+def test_dt_is_clamped_at_time_step_min_as_transformers_does(text_ckpt):
+    """``softplus(dt + dt_bias)`` below ``time_step_min`` (0.001) is raised to it, as transformers 5
+    does; ``dt_floor_rule="time_step_limit"`` keeps the released code's / vLLM's floor (0). On
+    these weights some heads fall below 0.001 and the logits still match transformers."""
+    import dataclasses
+
+    _, hf, ours = text_ckpt
+    assert ours.cfg.dt_limit == (0.001, float("inf"))
+    assert dataclasses.replace(ours.cfg, dt_floor_rule="time_step_limit").dt_limit == (0.0, float("inf"))
+    mixer = next(m for m in ours.modules() if hasattr(m, "_step_sizes"))
+    raw = torch.full((3, mixer.heads), -20.0)
+    assert torch.equal(mixer._step_sizes(raw), torch.full_like(raw, 0.001))
+    ids = torch.randint(3, 300, (1, 21), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours({"input_ids": ids}).logits - hf(input_ids=ids).logits).abs().max() < TOL

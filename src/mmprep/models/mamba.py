@@ -2,7 +2,7 @@
 
     x (T, hidden) --in_proj--> gate z (inner) | xBC (inner + 2·G·N) | dt (H)
       xBC --causal depthwise conv (kernel K) + SiLU--> x (H, P) | B (G, N) | C (G, N)
-      dt --softplus(dt + dt_bias), clamped to time_step_limit--> step sizes (H)
+      dt --softplus(dt + dt_bias), clamped to dt_limit--> step sizes (H)
       SSD scan per sequence: h_t = exp(dt_t·A)·h_{t-1} + dt_t·x_t ⊗ B_t,  y_t = h_t·C_t + D·x_t
       y --gated RMSNorm (y·silu(z), normalised per group of inner/G channels)--> out_proj
 
@@ -15,9 +15,10 @@ scan from a zero state. With a cache, each row's last ``K-1`` conv inputs and fi
 stored in ``cache.states[layer]`` (``"conv"`` ``(B, conv_dim, K-1)``, ``"ssm"`` ``(B, H, P, N)``
 fp32); decode steps advance them one token at a time.
 
-dt clamp: the checkpoint's ``time_step_limit`` (the released remote code and vLLM; default
-``(0, inf)``). transformers 5's mixer clamps at ``(time_step_min, inf)`` instead (a difference only
-when ``softplus(dt + dt_bias) < time_step_min``).
+dt clamp: ``NemotronHConfig.dt_limit``. By default ``(time_step_min, inf)`` as transformers 5's
+mixer clamps (the reference the model layer is checked against); ``dt_floor_rule=
+"time_step_limit"`` gives the released remote code's and vLLM's ``time_step_limit`` (default
+``(0, inf)``). They differ only where ``softplus(dt + dt_bias) < time_step_min``.
 """
 
 from __future__ import annotations

@@ -59,6 +59,10 @@ class NemotronHConfig:
     mamba_proj_bias: bool = False  # in_proj / out_proj bias (config ``use_bias``)
     chunk_size: int = 128
     time_step_limit: tuple[float, float] = (0.0, float("inf"))
+    time_step_min: float = 0.001
+    # which lower clamp dt gets: "time_step_min" (transformers 5, the reference the model layer is
+    # checked against) or "time_step_limit" (the released remote code and vLLM: 0 by default)
+    dt_floor_rule: str = "time_step_min"
     eps: float = 1e-5  # layer_norm_epsilon
     n_routed_experts: int = 8
     experts_per_token: int = 2
@@ -77,6 +81,12 @@ class NemotronHConfig:
     @property
     def num_layers(self) -> int:
         return len(self.pattern)
+
+    @property
+    def dt_limit(self) -> tuple[float, float]:
+        """The clamp of ``softplus(dt + dt_bias)`` (see ``dt_floor_rule``)."""
+        lo, hi = self.time_step_limit
+        return (max(lo, self.time_step_min), hi) if self.dt_floor_rule == "time_step_min" else (lo, hi)
 
     def layers_of(self, kind: str) -> list[int]:
         return [i for i, c in enumerate(self.pattern) if LAYER_KINDS[c] == kind]
@@ -109,6 +119,7 @@ class NemotronHConfig:
             use_conv_bias=bool(get("use_conv_bias", "mamba_conv_bias", default=True)),
             mamba_proj_bias=bool(get("use_bias", default=False)),
             chunk_size=get("chunk_size", "mamba_chunk_size", default=128), time_step_limit=limit,
+            time_step_min=_float(get("time_step_min", "mamba_dt_min", default=0.001)),
             eps=get("layer_norm_epsilon", "rms_norm_eps", default=1e-5),
             n_routed_experts=get("n_routed_experts", default=8), experts_per_token=get("num_experts_per_tok", default=2),
             moe_intermediate_size=get("moe_intermediate_size", default=7688),
@@ -251,7 +262,7 @@ class Block(nn.Module):
         if self.kind == "mamba":
             self.mixer = Mamba2Mixer(
                 cfg.hidden_size, cfg.mamba_heads, cfg.mamba_head_dim, cfg.n_groups, cfg.ssm_state_size,
-                cfg.conv_kernel, layer, chunk=cfg.chunk_size, eps=cfg.eps, dt_limit=cfg.time_step_limit,
+                cfg.conv_kernel, layer, chunk=cfg.chunk_size, eps=cfg.eps, dt_limit=cfg.dt_limit,
                 conv_bias=cfg.use_conv_bias, proj_bias=cfg.mamba_proj_bias)
         elif self.kind == "attention":
             self.mixer = Attention(cfg, layer)
