@@ -68,9 +68,11 @@ def _image_count(fam):
     return lambda sizes: fam.count_image_tokens([s[0] for s in sizes], [s[1] for s in sizes], on_error="minus_one")
 
 
-def _video_count(fam):
+def _video_count(fam, loader=None):
+    extra = {} if loader is None else {"loader": loader}
     return lambda ms: fam.count_video_tokens([m.total_frames for m in ms], [m.fps for m in ms],
-                                             [m.height for m in ms], [m.width for m in ms], on_error="minus_one")
+                                             [m.height for m in ms], [m.width for m in ms], on_error="minus_one",
+                                             **extra)
 
 
 def _cases():
@@ -80,9 +82,10 @@ def _cases():
             if kind == "steps" or getattr(e.image, kind):
                 yield name, "image", kind
         if "video" in fam.modalities:
-            for kind in ("durations", "frame_counts", "fps"):
-                if getattr(e.video, kind):
-                    yield name, "video", kind
+            for loader, v in {None: e.video, **e.video_loaders}.items():
+                for kind in ("durations", "frame_counts", "fps"):
+                    if getattr(v, kind):
+                        yield name, "video" if loader is None else f"video:{loader}", kind
         if "audio" in fam.modalities:
             yield name, "audio", "steps"
             yield name, "audio", "hops"
@@ -90,15 +93,24 @@ def _cases():
             yield name, "evs", "steps"
 
 
+def test_nemotron_opencv_dynamic_loader_has_edge_cases():
+    cases = [c for c in _cases() if c[1] == "video:opencv_dynamic"]
+    assert {(n, k) for n, _, k in cases} == {(n, k) for n in ("nemotron-nano-vl", "nemotron-3-nano-omni")
+                                             for k in ("durations", "fps")}
+
+
 @pytest.mark.parametrize("name, modality, kind", list(_cases()))
 def test_each_boundary_strategy_reaches_both_sides_of_a_count_change(name, modality, kind):
     """Among the generated pairs (one pixel, frame, sample or ulp apart) some straddle a change
-    of the count (or of countable -> not countable, for a validity edge such as 1000 fps)."""
+    of the count (or of countable -> not countable, for a validity edge such as 1000 fps).
+    ``video:LOADER``: the edges of another of the family's video loaders, counted with it."""
     fam = FAMILIES[name]
     if modality == "image":
         strategy, count = mst.image_size_pairs(fam, kind, valid=False), _image_count(fam)
-    elif modality == "video":
-        strategy, count = mst.video_metadata_pairs(fam, kind, valid=False), _video_count(fam)
+    elif modality.startswith("video"):
+        loader = modality.partition(":")[2] or None
+        strategy = mst.video_metadata_pairs(fam, kind, valid=False, loader=loader)
+        count = _video_count(fam, loader)
     elif modality == "audio":
         strategy = mst.audio_length_pairs(fam, kind, valid=False)
         count = lambda ns: fam.count_audio_tokens(np.asarray(ns), on_error="minus_one")
@@ -123,6 +135,25 @@ def test_strategies_draw_inputs_the_family_can_count(name, data):
     if "audio" in fam.modalities:
         n = data.draw(mst.audio_lengths(fam))
         assert fam.count_audio_tokens(n) == fam.plan_audio(n).num_tokens
+
+
+def test_nemotron_opencv_dynamic_edges_come_from_the_loaders_constants():
+    from mmprep.families.nemotron.sampling import DYNAMIC_MAX_DURATION, DYNAMIC_TARGET_FPS
+
+    v = mmprep.load("nemotron-nano-vl").edges().video_loaders["opencv_dynamic"]
+    assert v.durations == (DYNAMIC_MAX_DURATION,) == (300.0,) and DYNAMIC_TARGET_FPS in v.fps
+    with pytest.raises(mmprep.InvalidInputError, match="no video loader 'opencv_dynamic'"):
+        mst.video_metadata(FAMILIES["glm-4.1v"], loader="opencv_dynamic")
+
+
+@pytest.mark.parametrize("name", ["nemotron-nano-vl", "nemotron-3-nano-omni"])
+@FAST
+@given(data=st.data())
+def test_opencv_dynamic_draws_are_counted_as_planned(name, data):
+    fam = FAMILIES[name]
+    m = data.draw(mst.video_metadata(fam, loader="opencv_dynamic"))
+    got = fam.count_video_tokens(m.total_frames, m.fps, m.height, m.width, loader="opencv_dynamic")[0]
+    assert got == fam.plan_video(m, loader="opencv_dynamic").num_tokens
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

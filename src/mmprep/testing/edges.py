@@ -88,6 +88,8 @@ class Edges:
     each modality's pixels (``process`` output). ``item_keys``: batch keys holding one row per
     media item, ``key -> (modality, what)`` with ``what`` one of ``"grid"`` (the plan's
     ``(t, h, w)``), ``"grid_t"`` (its ``t``), ``"num_tokens"``, ``"num_frames"``.
+    ``video_loaders``: the edges of other video loaders the family takes (``loader=`` on its
+    video methods), by loader name; ``video`` holds the default loader's.
     """
 
     modalities: tuple[str, ...]
@@ -99,6 +101,7 @@ class Edges:
     max_items: Mapping[str, int] = field(default_factory=dict)
     pixel_keys: Mapping[str, str] = field(default_factory=dict)
     item_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    video_loaders: Mapping[str, VideoEdges] = field(default_factory=dict)
 
 
 def steps(phase: int, period: int, upto: int, also: tuple[int, ...] = ()) -> tuple[int, ...]:
