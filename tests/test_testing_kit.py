@@ -316,3 +316,39 @@ def test_check_batch_reads_the_per_item_keys_the_family_names(name, key):
     wrong[0] += 1
     with pytest.raises(BatchCheckError, match=rf"sample 0: \w+ 0: {key} row 0 is \[{int(wrong[0])}\] but its plan says"):
         check_batch(fam, {**batch, key: wrong}, tokenizer=tok, plans=batch.plans)
+
+
+def _omni_batch():
+    """Two samples: sample 1 holds two images and a 20-frame video at 10 fps."""
+    fam, tok = FAMILIES["nemotron-3-nano-omni"], nemotron_tokenizer()
+    image = np.zeros((60, 900, 3), np.uint8)
+    batch = fam.process(["<image> a", "<image> b <image> c <video>"], images=[[image], [image, np.zeros((300, 200, 3), np.uint8)]],
+                        videos=[[], [(np.zeros((20, 40, 60, 3), np.uint8), 10.0)]], tokenizer=tok)
+    return fam, tok, batch
+
+
+def test_check_batch_checks_nemotron_sizes_frame_indices_and_durations():
+    fam, tok, batch = _omni_batch()
+    check_batch(fam, batch, tokenizer=tok)
+    plan = batch.plans["image"][1][1]
+    sizes = np.asarray(batch["imgs_sizes"]).copy()
+    assert sizes[2].tolist() == [plan.height, plan.width]
+    sizes[2, 1] += 16
+    with pytest.raises(BatchCheckError, match=rf"sample 1: image 1: imgs_sizes row 2 is \[{plan.height}, {plan.width + 16}\] "
+                                              rf"but its plan says \[{plan.height}, {plan.width}\]"):
+        check_batch(fam, {**batch, "imgs_sizes": sizes}, tokenizer=tok, plans=batch.plans)
+    ms = np.asarray(batch["frame_duration_ms"]).copy()
+    assert ms.tolist() == [100]  # int(1000 / 10)
+    with pytest.raises(BatchCheckError, match=r"sample 1: video 0: frame_duration_ms row 0 is \[33\] but its plan says \[100\]"):
+        check_batch(fam, {**batch, "frame_duration_ms": np.asarray([33])}, tokenizer=tok, plans=batch.plans)
+    frames = [list(r) for r in batch["frames_indices"]]
+    assert frames == [list(range(20))]
+    frames[0][7] = 8
+    with pytest.raises(BatchCheckError, match=r"sample 1: video 0: frames_indices row 0 differs from its plan at position 7 "
+                                              r"of 20: 8 but the plan says 7"):
+        check_batch(fam, {**batch, "frames_indices": frames}, tokenizer=tok, plans=batch.plans)
+    with pytest.raises(BatchCheckError, match=r"sample 1: video 0: frames_indices row 0 is \[0, 1, .*\] \(19 values\) "
+                                              r"but its plan says \[0, 1, .*\] \(20 values\)"):
+        check_batch(fam, {**batch, "frames_indices": [list(range(19))]}, tokenizer=tok, plans=batch.plans)
+    with pytest.raises(BatchCheckError, match=r"frames_indices has 2 rows for 1 planned video items"):
+        check_batch(fam, {**batch, "frames_indices": [list(range(20))] * 2}, tokenizer=tok, plans=batch.plans)

@@ -87,7 +87,9 @@ class Edges:
     items per prompt a modality allows (absent: no limit). ``pixel_keys``: the batch key of
     each modality's pixels (``process`` output). ``item_keys``: batch keys holding one row per
     media item, ``key -> (modality, what)`` with ``what`` one of ``"grid"`` (the plan's
-    ``(t, h, w)``), ``"grid_t"`` (its ``t``), ``"num_tokens"``, ``"num_frames"``.
+    ``(t, h, w)``), ``"grid_t"`` (its ``t``), ``"size"`` (its resized ``(height, width)`` px) or
+    a plan field: ``"num_tokens"``, ``"num_frames"``, ``"frame_duration_ms"``, ``"frame_indices"``
+    (one row of any length per item).
     ``video_loaders``: the edges of other video loaders the family takes (``loader=`` on its
     video methods), by loader name; ``video`` holds the default loader's.
     """

@@ -14,9 +14,10 @@ from .sampling import DYNAMIC_MAX_DURATION, DYNAMIC_TARGET_FPS
 from .tiles import internvl_target_ratios
 
 PIXEL_KEYS = {"image": "pixel_values_flat", "video": "pixel_values_flat_video"}  # nemotron_process's keys
-MEDIA_KEYS = {"video_num_patches": ("video", "grid_t"), "audio_feature_lengths": ("audio", "num_frames")}
+MEDIA_KEYS = {"video_num_patches": ("video", "grid_t"), "frames_indices": ("video", "frame_indices"),
+              "frame_duration_ms": ("video", "frame_duration_ms"), "audio_feature_lengths": ("audio", "num_frames")}
 TILE_KEYS = {"image_num_patches": ("image", "grid_t")}  # tiles per image
-DYNAMIC_KEYS = {"num_tokens_per_image": ("image", "num_tokens")}
+DYNAMIC_KEYS = {"num_tokens_per_image": ("image", "num_tokens"), "imgs_sizes": ("image", "size")}
 MAX_SIDE = 8192  # px, uniform draws
 
 
