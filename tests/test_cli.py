@@ -64,3 +64,34 @@ def test_plan_prints_the_plan():
 def test_unknown_model_is_a_clean_error(capsys):
     code, _ = run("plan", "--model", "nope", "--height", "1", "--width", "1")
     assert code == 2 and "unknown model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine, tokens", [(None, 1536), ("vllm-seed", 1536), ("transformers", 2520), ("vllm", 756)])
+def test_count_engine_follows_that_engines_rules(engine, tokens):
+    """The Omni clip (20 frames, 10 fps, 320x240; docs/engines.md): seed 20 tiles, EVS -> 1536;
+    transformers 10 tubelets x 252 = 2520; vLLM main the same tubelets, EVS -> 756."""
+    clip, image = str(EXAMPLES / "clip_320x240.mp4"), str(EXAMPLES / "street_640x480.jpg")
+    flag = [] if engine is None else ["--engine", engine]
+    code, text = run("count", "--model", "nemotron-3-nano-omni", *flag, "--json", image, clip)
+    rows = [json.loads(x) for x in text.splitlines()]
+    assert code == 0 and [r["num_tokens"] for r in rows[:2]] == [300, tokens]
+    assert rows[2]["total_tokens"] == 300 + tokens
+
+
+def test_count_manifest_takes_an_engine(tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "v", "text_tokens": 0, "videos": [
+        {"frames": 20, "fps": 10.0, "height": 240, "width": 320}]}) + "\n")
+    got = {}
+    for engine in ("vllm-seed", "transformers", "vllm"):
+        code, text = run("count", "--model", "nemotron-3-nano-omni", "--engine", engine, "--manifest", str(manifest),
+                         "--no-progress")
+        assert code == 0
+        got[engine] = json.loads(text)["total_tokens"]
+    assert got == {"vllm-seed": 1536, "transformers": 2520, "vllm": 756}
+
+
+def test_count_refuses_an_unknown_engine(capsys):
+    with pytest.raises(SystemExit) as e:
+        run("count", "--model", "isaac", "--engine", "sglang", str(EXAMPLES / "street_640x480.jpg"))
+    assert e.value.code == 2 and "invalid choice: 'sglang'" in capsys.readouterr().err

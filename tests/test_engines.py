@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -71,8 +72,6 @@ def test_rules_that_do_not_apply_leave_the_checkpoint_alone():
 
 
 def test_checkpoint_directories_take_an_engine(tmp_path):
-    import json
-
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "glm4v", "image_token_id": 151363}))
     (tmp_path / "processor_config.json").write_text(json.dumps({
         "processor_class": "Glm46VProcessor",
@@ -82,6 +81,80 @@ def test_checkpoint_directories_take_an_engine(tmp_path):
     assert glm.engine == "transformers" and glm.spec.version == "4.6v"
     assert glm.spec.image_max_pixels == 4_000_000  # the checkpoint's values stay
     assert (glm.spec.timestamp_rule, glm.spec.video_token_rule) == ("frame_seconds", "image")
+
+
+def _omni_checkpoint(path, layout):
+    """A tiny Omni checkpoint whose tubelets are not 2 / 1024 / keep-aspect: vLLM's layout
+    (``vision_config``) or transformers' (config top level + processor_config.json)."""
+    path.mkdir(exist_ok=True)
+    if layout == "vision_config":  # 4-frame tubelets, square frames of 16x16 patches
+        config = {"model_type": "NemotronH_Nano_Omni_Reasoning_V3", "video_pruning_rate": 0.7,
+                  "vision_config": {"args": {"min_num_patches": 1024, "max_num_patches": 13312},
+                                    "video_temporal_patch_size": 4, "video_target_num_patches": 256,
+                                    "video_maintain_aspect_ratio": False}}
+        files = {"preprocessor_config.json": {"image_processor_type": "NemotronH_Omni_Reasoning_V3ImageProcessor"}}
+    else:  # 3-frame tubelets, ~576 patches keeping the aspect ratio
+        config = {"model_type": "nemotron_h_omni", "video_temporal_patch_size": 3, "video_pruning_rate": 0.7}
+        files = {"processor_config.json": {
+            "processor_class": "NemotronH_Omni_Reasoning_V3Processor", "video_temporal_patch_dim": 3,
+            "video_processor": {"video_target_num_patches": 576, "video_maintain_aspect_ratio": True}}}
+    for name, obj in {"config.json": config, **files}.items():
+        (path / name).write_text(json.dumps(obj))
+    return path
+
+
+# 20 frames at 10 fps, 240x320 (examples/clip_320x240.mp4): every engine keeps all 20
+CLIP = ([20], [10.0], [240], [320])
+
+
+@pytest.mark.parametrize("layout, tubelet, size, tokens, counts", [
+    # 16x16 patches (square: int(sqrt(256)) = 16) -> 64 tokens; ceil(20/4) = 5 tubelets = 320; EVS int(320*0.3)
+    ("vision_config", 4, (256, 256), 64, {"transformers": 320, "vllm": 96}),
+    # 240x320, 576 patches: round(20.8)=21 x round(27.7)=28 -> up 22x28 > 576 -> down 20x28 = 140 tokens;
+    # ceil(20/3) = 7 tubelets = 980; EVS int(980 * 0.3) = 294
+    ("processor", 3, (320, 448), 140, {"transformers": 980, "vllm": 294}),
+])
+def test_engine_profiles_take_the_checkpoints_tubelets(tmp_path, layout, tubelet, size, tokens, counts):
+    path = _omni_checkpoint(tmp_path / layout, layout)
+    for engine, total in counts.items():
+        fam = mmprep.load(path, engine=engine)
+        assert fam.spec.video_temporal_patch_size == tubelet
+        plan = fam.plan_video(VideoMetadata(20, 10.0, 240, 320))
+        assert (plan.height, plan.width, plan.tokens_per_frame) == (*size, tokens)
+        assert plan.grid[0] == -(-20 // tubelet) and plan.num_tokens == total
+        assert fam.count_video_tokens(*CLIP).tolist() == [total]
+    # the seed ignores the checkpoint's tubelets: 20 tiles x 256, EVS 0.7 keeps 1536
+    seed = mmprep.load(path)
+    assert (seed.spec.video_temporal_patch_size, seed.spec.video_target_num_patches) == (1, None)
+    assert seed.count_video_tokens(*CLIP).tolist() == [1536] == mmprep.load(OMNI).count_video_tokens(*CLIP).tolist()
+    # explicit fields still win over what the checkpoint says
+    assert mmprep.load(path, engine="vllm", video_temporal_patch_size=2).spec.video_temporal_patch_size == 2
+
+
+def test_engine_profiles_without_checkpoint_tubelets_keep_2_1024_keep_aspect():
+    for engine in ("vllm", "transformers"):
+        s = mmprep.load(OMNI, engine=engine).spec
+        assert (s.video_temporal_patch_size, s.video_target_num_patches, s.video_maintain_aspect_ratio) == (
+            2, 1024, True)
+    assert mmprep.load(OMNI, engine="transformers").count_video_tokens(*CLIP).tolist() == [2520]
+    assert mmprep.load(OMNI, engine="vllm").count_video_tokens(*CLIP).tolist() == [756]
+
+
+@pytest.mark.parametrize("section, key, value, match", [
+    ("vision_config", "video_temporal_patch_size", 0, "config.json vision_config: key 'video_temporal_patch_size'"),
+    ("vision_config", "video_target_num_patches", 2.5, "key 'video_target_num_patches' must be an int"),
+    ("vision_config", "video_maintain_aspect_ratio", "yes", "key 'video_maintain_aspect_ratio' must be true or false"),
+    (None, "video_temporal_patch_size", -1, "config.json: key 'video_temporal_patch_size'"),
+])
+def test_bad_checkpoint_tubelet_values_name_the_file_and_key(tmp_path, section, key, value, match):
+    path = _omni_checkpoint(tmp_path, "vision_config")
+    config = json.loads((path / "config.json").read_text())
+    (config[section] if section else config)[key] = value
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InvalidInputError, match=match):
+        mmprep.load(path)
+    with pytest.raises(InvalidInputError, match="checkpoint_video_temporal_patch_size must be"):
+        mmprep.load(OMNI, checkpoint_video_temporal_patch_size=0)
 
 
 def test_isaac_transformers_profile_selects_the_released_mrope_rule():

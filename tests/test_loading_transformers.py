@@ -27,6 +27,8 @@ import_torchvision()
 
 from tests.tokenizers_fixture import glm_tokenizer, hf_tokenizer, nemotron_tokenizer
 
+from transformers.video_utils import VideoMetadata as HfVideoMetadata  # noqa: E402
+
 omni_mod = pytest.importorskip("transformers.models.nemotron_h_omni")
 OmniConfig = omni_mod.NemotronH_Omni_Reasoning_V3_Config
 OmniImageProcessor = omni_mod.NemotronH_Omni_Reasoning_V3ImageProcessor
@@ -328,3 +330,26 @@ def test_separate_files_win_over_processor_config_sections(tmp_path):
     _write(tmp_path, "video_preprocessor_config.json", {"patch_size": 32})
     s = mmprep.load(tmp_path).spec
     assert (s.min_num_patches, s.max_model_len, s.video_patch_size) == (200, 2000, 32)
+
+
+def test_transformers_profile_follows_a_saved_processor_with_other_tubelets(tmp_path):
+    """transformers' own processor saved with 3-frame tubelets and a 576-patch square frame: the
+    placeholder run and the pixel tensor equal mmprep's ``engine="transformers"`` plan."""
+    vision = {"model_type": "radio", "video_temporal_patch_size": 3}
+    proc = omni_dir(tmp_path, config={"video_temporal_patch_size": 3, "vision_config": vision},
+                    video={"video_target_num_patches": 576, "video_maintain_aspect_ratio": False},
+                    processor={"video_temporal_patch_dim": 3})
+    assert _read(tmp_path, "config.json")["vision_config"]["video_temporal_patch_size"] == 3
+    nem = mmprep.load(tmp_path, engine="transformers")
+    s = nem.spec
+    assert (s.video_temporal_patch_size, s.video_target_num_patches, s.video_maintain_aspect_ratio) == (3, 576, False)
+    frames = np.zeros((7, 72, 128, 3), np.uint8)
+    meta = HfVideoMetadata(total_num_frames=7, fps=30.0, duration=7 / 30, height=72, width=128,
+                           frames_indices=list(range(7)))
+    out = proc(text=["<video>"], videos=[frames], video_metadata=[meta], do_sample_frames=False, return_tensors="np")
+    plan = nem.plan_video(VideoMetadata(7, 30.0, 72, 128))
+    assert np.asarray(out["pixel_values_videos"]).shape[1:] == (3, 9, 384, 384)  # ceil(7/3), 3*3 channels, 24x24 patches
+    assert plan.grid == (3, 24, 24) and plan.num_tokens == 3 * 144
+    assert int(np.sum(np.asarray(out["input_ids"]) == proc.image_token_id)) == plan.num_tokens
+    assert nem.count_video_tokens(7, 30.0, 72, 128).tolist() == [3 * 144]
+    assert mmprep.load(tmp_path).count_video_tokens(7, 30.0, 72, 128).tolist() == [7 * 256]  # the seed: tiles

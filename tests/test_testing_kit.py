@@ -68,9 +68,11 @@ def _image_count(fam):
     return lambda sizes: fam.count_image_tokens([s[0] for s in sizes], [s[1] for s in sizes], on_error="minus_one")
 
 
-def _video_count(fam):
+def _video_count(fam, loader=None):
+    extra = {} if loader is None else {"loader": loader}
     return lambda ms: fam.count_video_tokens([m.total_frames for m in ms], [m.fps for m in ms],
-                                             [m.height for m in ms], [m.width for m in ms], on_error="minus_one")
+                                             [m.height for m in ms], [m.width for m in ms], on_error="minus_one",
+                                             **extra)
 
 
 def _cases():
@@ -80,9 +82,10 @@ def _cases():
             if kind == "steps" or getattr(e.image, kind):
                 yield name, "image", kind
         if "video" in fam.modalities:
-            for kind in ("durations", "frame_counts", "fps"):
-                if getattr(e.video, kind):
-                    yield name, "video", kind
+            for loader, v in {None: e.video, **e.video_loaders}.items():
+                for kind in ("durations", "frame_counts", "fps"):
+                    if getattr(v, kind):
+                        yield name, "video" if loader is None else f"video:{loader}", kind
         if "audio" in fam.modalities:
             yield name, "audio", "steps"
             yield name, "audio", "hops"
@@ -90,15 +93,24 @@ def _cases():
             yield name, "evs", "steps"
 
 
+def test_nemotron_opencv_dynamic_loader_has_edge_cases():
+    cases = [c for c in _cases() if c[1] == "video:opencv_dynamic"]
+    assert {(n, k) for n, _, k in cases} == {(n, k) for n in ("nemotron-nano-vl", "nemotron-3-nano-omni")
+                                             for k in ("durations", "fps")}
+
+
 @pytest.mark.parametrize("name, modality, kind", list(_cases()))
 def test_each_boundary_strategy_reaches_both_sides_of_a_count_change(name, modality, kind):
     """Among the generated pairs (one pixel, frame, sample or ulp apart) some straddle a change
-    of the count (or of countable -> not countable, for a validity edge such as 1000 fps)."""
+    of the count (or of countable -> not countable, for a validity edge such as 1000 fps).
+    ``video:LOADER``: the edges of another of the family's video loaders, counted with it."""
     fam = FAMILIES[name]
     if modality == "image":
         strategy, count = mst.image_size_pairs(fam, kind, valid=False), _image_count(fam)
-    elif modality == "video":
-        strategy, count = mst.video_metadata_pairs(fam, kind, valid=False), _video_count(fam)
+    elif modality.startswith("video"):
+        loader = modality.partition(":")[2] or None
+        strategy = mst.video_metadata_pairs(fam, kind, valid=False, loader=loader)
+        count = _video_count(fam, loader)
     elif modality == "audio":
         strategy = mst.audio_length_pairs(fam, kind, valid=False)
         count = lambda ns: fam.count_audio_tokens(np.asarray(ns), on_error="minus_one")
@@ -123,6 +135,25 @@ def test_strategies_draw_inputs_the_family_can_count(name, data):
     if "audio" in fam.modalities:
         n = data.draw(mst.audio_lengths(fam))
         assert fam.count_audio_tokens(n) == fam.plan_audio(n).num_tokens
+
+
+def test_nemotron_opencv_dynamic_edges_come_from_the_loaders_constants():
+    from mmprep.families.nemotron.sampling import DYNAMIC_MAX_DURATION, DYNAMIC_TARGET_FPS
+
+    v = mmprep.load("nemotron-nano-vl").edges().video_loaders["opencv_dynamic"]
+    assert v.durations == (DYNAMIC_MAX_DURATION,) == (300.0,) and DYNAMIC_TARGET_FPS in v.fps
+    with pytest.raises(mmprep.InvalidInputError, match="no video loader 'opencv_dynamic'"):
+        mst.video_metadata(FAMILIES["glm-4.1v"], loader="opencv_dynamic")
+
+
+@pytest.mark.parametrize("name", ["nemotron-nano-vl", "nemotron-3-nano-omni"])
+@FAST
+@given(data=st.data())
+def test_opencv_dynamic_draws_are_counted_as_planned(name, data):
+    fam = FAMILIES[name]
+    m = data.draw(mst.video_metadata(fam, loader="opencv_dynamic"))
+    got = fam.count_video_tokens(m.total_frames, m.fps, m.height, m.width, loader="opencv_dynamic")[0]
+    assert got == fam.plan_video(m, loader="opencv_dynamic").num_tokens
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -285,3 +316,39 @@ def test_check_batch_reads_the_per_item_keys_the_family_names(name, key):
     wrong[0] += 1
     with pytest.raises(BatchCheckError, match=rf"sample 0: \w+ 0: {key} row 0 is \[{int(wrong[0])}\] but its plan says"):
         check_batch(fam, {**batch, key: wrong}, tokenizer=tok, plans=batch.plans)
+
+
+def _omni_batch():
+    """Two samples: sample 1 holds two images and a 20-frame video at 10 fps."""
+    fam, tok = FAMILIES["nemotron-3-nano-omni"], nemotron_tokenizer()
+    image = np.zeros((60, 900, 3), np.uint8)
+    batch = fam.process(["<image> a", "<image> b <image> c <video>"], images=[[image], [image, np.zeros((300, 200, 3), np.uint8)]],
+                        videos=[[], [(np.zeros((20, 40, 60, 3), np.uint8), 10.0)]], tokenizer=tok)
+    return fam, tok, batch
+
+
+def test_check_batch_checks_nemotron_sizes_frame_indices_and_durations():
+    fam, tok, batch = _omni_batch()
+    check_batch(fam, batch, tokenizer=tok)
+    plan = batch.plans["image"][1][1]
+    sizes = np.asarray(batch["imgs_sizes"]).copy()
+    assert sizes[2].tolist() == [plan.height, plan.width]
+    sizes[2, 1] += 16
+    with pytest.raises(BatchCheckError, match=rf"sample 1: image 1: imgs_sizes row 2 is \[{plan.height}, {plan.width + 16}\] "
+                                              rf"but its plan says \[{plan.height}, {plan.width}\]"):
+        check_batch(fam, {**batch, "imgs_sizes": sizes}, tokenizer=tok, plans=batch.plans)
+    ms = np.asarray(batch["frame_duration_ms"]).copy()
+    assert ms.tolist() == [100]  # int(1000 / 10)
+    with pytest.raises(BatchCheckError, match=r"sample 1: video 0: frame_duration_ms row 0 is \[33\] but its plan says \[100\]"):
+        check_batch(fam, {**batch, "frame_duration_ms": np.asarray([33])}, tokenizer=tok, plans=batch.plans)
+    frames = [list(r) for r in batch["frames_indices"]]
+    assert frames == [list(range(20))]
+    frames[0][7] = 8
+    with pytest.raises(BatchCheckError, match=r"sample 1: video 0: frames_indices row 0 differs from its plan at position 7 "
+                                              r"of 20: 8 but the plan says 7"):
+        check_batch(fam, {**batch, "frames_indices": frames}, tokenizer=tok, plans=batch.plans)
+    with pytest.raises(BatchCheckError, match=r"sample 1: video 0: frames_indices row 0 is \[0, 1, .*\] \(19 values\) "
+                                              r"but its plan says \[0, 1, .*\] \(20 values\)"):
+        check_batch(fam, {**batch, "frames_indices": [list(range(19))]}, tokenizer=tok, plans=batch.plans)
+    with pytest.raises(BatchCheckError, match=r"frames_indices has 2 rows for 1 planned video items"):
+        check_batch(fam, {**batch, "frames_indices": [list(range(20))] * 2}, tokenizer=tok, plans=batch.plans)

@@ -3,6 +3,7 @@
     mmprep count --model glm-4.1v photos/*.jpg          # a table, headers only (no decode)
     mmprep count --model isaac --json a.png b.jpg       # one JSON object per file, then a total
     mmprep count --model glm-4.1v --manifest data.jsonl --out counts.parquet   # a dataset
+    mmprep count --model nemotron-3-nano-omni --engine transformers clip.mp4   # another engine's rules
     mmprep plan --model nemotron-nano-vl --height 1080 --width 1920
     mmprep explain --model glm-4.6v clip.mp4 --engines  # why a count is what it is; per engine
     mmprep models                                       # the known model names
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .engines import DEFAULT_ENGINE, ENGINES
 from .errors import MmprepError
 from .loading import MODEL_NAMES, load
 
@@ -97,7 +99,7 @@ def cmd_count(args: argparse.Namespace, out: TextIO) -> int:
     if not args.files:
         print("mmprep: error: count needs files or --manifest FILE", file=sys.stderr)
         return 2
-    family = load(args.model)
+    family = load(args.model, engine=args.engine)
     rows: list[dict[str, Any]] = []
     total = errors = 0
     show_bar = not args.no_progress and len(args.files) >= 20 and sys.stderr.isatty()
@@ -145,6 +147,8 @@ def build_parser(with_generate: bool = False) -> argparse.ArgumentParser:
 
     p = sub.add_parser("count", help="tokens per media file, from headers only")
     p.add_argument("--model", required=True, help=f"{names}, an HF repo id or a checkpoint dir")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                   help=f"whose rules to follow (default {DEFAULT_ENGINE}; docs/engines.md)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, then a total")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--manifest", help="a dataset manifest (.jsonl or .parquet): counts per record")

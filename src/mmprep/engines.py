@@ -35,11 +35,28 @@ def _always(spec: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class FromSpec:
+    """A profile value the checkpoint supplies: the engine reads the spec field ``field`` (filled
+    by the family's ``from_hf``) instead of a fixed value, e.g. the checkpoint's tubelet size."""
+
+    field: str
+
+    def __repr__(self) -> str:
+        return f"FromSpec({self.field!r})"
+
+
+def profile_value(value: Any, spec: Any) -> Any:
+    """A rule setting as it applies to ``spec``: a :class:`FromSpec` reads the spec, others are fixed."""
+    return getattr(spec, value.field) if isinstance(value, FromSpec) else value
+
+
+@dataclass(frozen=True)
 class EngineRule:
     """One known disagreement between engines, as spec settings per engine.
 
-    ``settings[engine]`` maps spec field -> value for that engine; an engine missing from it
-    keeps the seed's value (the spec default, or what the checkpoint says). ``applies(spec)``
+    ``settings[engine]`` maps spec field -> value for that engine (a fixed value, or
+    :class:`FromSpec` naming the spec field that holds the checkpoint's value); an engine missing
+    from it keeps the seed's value (the spec default, or what the checkpoint says). ``applies(spec)``
     says whether the rule matters for a checkpoint (e.g. only GLM-4.6V prints "1.0 seconds").
     """
 
@@ -81,9 +98,9 @@ def engine_overrides(rules: Sequence[EngineRule], engine: str, spec: Any) -> dic
         for name in rule.fields():
             values = rule.settings.get(engine, {})
             if name in values:
-                out[name] = values[name]
+                out[name] = profile_value(values[name], spec)
             elif name in seed:
-                out[name] = seed[name]
+                out[name] = profile_value(seed[name], spec)
     return out
 
 
@@ -104,7 +121,8 @@ def rule_variants(family: Any, engine: str) -> list[tuple[EngineRule, Any]]:
     seed = family if family.engine == DEFAULT_ENGINE else _switch(family, DEFAULT_ENGINE)
     out = []
     for rule in active_rules(family.engine_rules, seed.spec):
-        values = {k: v for k, v in rule.settings.get(engine, {}).items() if getattr(seed.spec, k) != v}
+        wanted = {k: profile_value(v, seed.spec) for k, v in rule.settings.get(engine, {}).items()}
+        values = {k: v for k, v in wanted.items() if getattr(seed.spec, k) != v}
         if values:
             variant = type(seed)(seed.spec, **values)
             variant.engine = f"{DEFAULT_ENGINE}+{rule.name}"

@@ -1,4 +1,4 @@
-"""``mmprep count --manifest FILE [--out FILE]``: a dataset's counts, failures on stderr."""
+"""``mmprep count --manifest FILE [--out FILE] [--engine E]``: a dataset's counts, failures on stderr."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TextIO
 
+from ..loading import load
 from .manifest import count_dataset
 
 SHOW_FAILURES = 20  # failures printed to stderr; the --out file has every one
@@ -14,7 +15,8 @@ SHOW_FAILURES = 20  # failures printed to stderr; the --out file has every one
 
 def count_manifest(args: argparse.Namespace, out: TextIO) -> int:
     """Print a JSON summary line; exit 1 when any record failed, else 0."""
-    counts = count_dataset(args.manifest, args.model, tokenizer=args.tokenizer, out=args.out,
+    family = load(args.model, engine=args.engine)
+    counts = count_dataset(args.manifest, family, tokenizer=args.tokenizer, out=args.out,
                            progress=False if args.no_progress else None)
     summary = counts.summary()
     if args.out:

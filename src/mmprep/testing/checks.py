@@ -3,7 +3,8 @@
 :func:`check_batch` runs them all on a :class:`~mmprep.Batch` (or a dict with the same keys and
 ``plans=``): every media item's placeholder run holds exactly its plan's ids and count, no
 placeholder token sits outside an item, no item is cut by the end of the sequence, pixel rows
-equal the plans' grids, and MRoPE ``position_ids`` have the right shape, are monotone where the
+equal the plans' grids, per-item entries (``edges().item_keys``: grids, sizes, frame indices,
+durations ...) equal the plans, and MRoPE ``position_ids`` have the right shape, are monotone where the
 rule says so and equal the family's rule. Each failure raises :class:`BatchCheckError` naming
 the sample, the item and the numbers.
 
@@ -172,17 +173,50 @@ def _sample_plans(plans: Mapping[str, Any], b: int) -> dict[str, list]:
 
 
 def _item_value(plan, what: str) -> list[int]:
+    """One item's row of a per-item batch entry: ``"grid"``, ``"grid_t"``, ``"size"`` (the
+    resized ``(height, width)`` px) or a plan field (an int such as ``num_tokens``, or a tuple
+    such as ``frame_indices``)."""
     if what == "grid":
         return [int(v) for v in plan.grid]
     if what == "grid_t":
         return [int(plan.grid[0])]
-    return [int(getattr(plan, what))]  # num_tokens, num_frames: plan fields
+    if what == "size":
+        return [int(plan.height), int(plan.width)]
+    value = getattr(plan, what)
+    return [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)]
+
+
+def _rows(value: Any, want: list[list[int]]) -> list[np.ndarray]:
+    """A per-item batch entry as one int row per item: an ``(N, k)`` / ``(N,)`` array (or a flat
+    ``N * k`` one), or a list of N rows of any length (``frames_indices``)."""
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple)) or hasattr(v, "shape") for v in value):
+        return [_np(v).astype(np.int64).reshape(-1) for v in value]
+    arr = _np(value).astype(np.int64)
+    widths = {len(w) for w in want}
+    if len(widths) == 1 and arr.size % widths.pop() == 0:
+        return list(arr.reshape(-1, len(want[0]))) if want else []
+    return list(arr.reshape(arr.shape[0], -1)) if arr.ndim else [arr.reshape(-1)]
+
+
+def _show(row: Any, limit: int = 12) -> str:
+    values = [int(v) for v in row]
+    return str(values) if len(values) <= limit else f"[{', '.join(map(str, values[:limit]))}, ...] ({len(values)} values)"
+
+
+def _row_difference(key: str, k: int, got: np.ndarray, want: list[int]) -> str:
+    """Why row ``k`` differs from its plan: both rows when short, else the first difference."""
+    if len(got) == len(want) and len(want) > 12:
+        j = int(np.flatnonzero(got != np.asarray(want))[0])
+        return (f"{key} row {k} differs from its plan at position {j} of {len(want)}: "
+                f"{int(got[j])} but the plan says {want[j]}")
+    return f"{key} row {k} is {_show(got)} but its plan says {_show(want)}"
 
 
 def check_pixels(family, batch: Mapping[str, Any], plans: Mapping[str, Any]) -> None:
     """Pixel rows equal the plans' grids (``t*h*w`` patch rows for a 2-D patch array, ``t`` rows,
     tiles or frames, for a 4-D one), and every per-item entry the family names
-    (``edges().item_keys``: grids, tiles per image, tokens per image, audio frames) equals the plans."""
+    (``edges().item_keys``: grids, tiles per image, tokens per image, resized sizes, frame
+    indices and durations, audio frames) equals the plans."""
     edges = family.edges()
     keys = edges.pixel_keys
     for m in MODALITIES:
@@ -202,17 +236,13 @@ def check_pixels(family, batch: Mapping[str, Any], plans: Mapping[str, Any]) -> 
         items = [(b, i, p) for b, per in enumerate(plans.get(m, ()) or ()) for i, p in enumerate(per)]
         if key not in batch or not items:
             continue
-        want = np.asarray([_item_value(p, what) for _, _, p in items], dtype=np.int64)
-        got = _np(batch[key]).astype(np.int64).reshape(-1, want.shape[1])
-        if got.shape != want.shape:
-            raise BatchCheckError(f"{key} has {got.shape[0]} rows for {want.shape[0]} planned {m} items")
-        bad = np.flatnonzero((got != want).any(axis=1))
-        if bad.size:
-            k = int(bad[0])
-            b, i, _ = items[k]
-            raise BatchCheckError(
-                f"sample {b}: {m} {i}: {key} row {k} is {got[k].tolist()} but its plan says {want[k].tolist()}"
-            )
+        want = [_item_value(p, what) for _, _, p in items]
+        got = _rows(batch[key], want)
+        if len(got) != len(want):
+            raise BatchCheckError(f"{key} has {len(got)} rows for {len(want)} planned {m} items")
+        for k, ((b, i, _), row, plan_row) in enumerate(zip(items, got, want)):
+            if len(row) != len(plan_row) or (row != np.asarray(plan_row)).any():
+                raise BatchCheckError(f"sample {b}: {m} {i}: {_row_difference(key, k, row, plan_row)}")
 
 
 def check_positions(family, position_ids: Any, attention_mask: Any, spans: Sequence[Sequence[Span]],

@@ -87,7 +87,11 @@ class Edges:
     items per prompt a modality allows (absent: no limit). ``pixel_keys``: the batch key of
     each modality's pixels (``process`` output). ``item_keys``: batch keys holding one row per
     media item, ``key -> (modality, what)`` with ``what`` one of ``"grid"`` (the plan's
-    ``(t, h, w)``), ``"grid_t"`` (its ``t``), ``"num_tokens"``, ``"num_frames"``.
+    ``(t, h, w)``), ``"grid_t"`` (its ``t``), ``"size"`` (its resized ``(height, width)`` px) or
+    a plan field: ``"num_tokens"``, ``"num_frames"``, ``"frame_duration_ms"``, ``"frame_indices"``
+    (one row of any length per item).
+    ``video_loaders``: the edges of other video loaders the family takes (``loader=`` on its
+    video methods), by loader name; ``video`` holds the default loader's.
     """
 
     modalities: tuple[str, ...]
@@ -99,6 +103,7 @@ class Edges:
     max_items: Mapping[str, int] = field(default_factory=dict)
     pixel_keys: Mapping[str, str] = field(default_factory=dict)
     item_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    video_loaders: Mapping[str, VideoEdges] = field(default_factory=dict)
 
 
 def steps(phase: int, period: int, upto: int, also: tuple[int, ...] = ()) -> tuple[int, ...]:

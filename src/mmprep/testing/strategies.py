@@ -134,15 +134,16 @@ def _pick(kinds: dict[str, st.SearchStrategy], uniform: st.SearchStrategy, where
     return kinds[where]
 
 
-def _counter(family, modality: str):
-    """``count(...)`` with -1 for inputs the family cannot count."""
+def _counter(family, modality: str, loader: str | None = None):
+    """``count(...)`` with -1 for inputs the family cannot count (videos: with ``loader``, if given)."""
     if modality == "image":
         return lambda h, w: np.asarray(family.count_image_tokens(np.asarray(h), np.asarray(w), on_error="minus_one"))
     if modality == "audio":
         return lambda n: np.asarray(family.count_audio_tokens(np.asarray(n), on_error="minus_one"))
+    extra = {} if loader is None else {"loader": loader}
     return lambda m: np.asarray(family.count_video_tokens(
         [x.total_frames for x in m], [x.fps for x in m], [x.height for x in m], [x.width for x in m],
-        on_error="minus_one"))
+        on_error="minus_one", **extra))
 
 
 def _edges(family, modality: str):
@@ -151,6 +152,16 @@ def _edges(family, modality: str):
     if modality not in edges.modalities or got is None:
         raise InvalidInputError(f"{family!r} takes no {modality} input (it takes {', '.join(edges.modalities)})")
     return got
+
+
+def _video_edges(family, loader: str | None) -> VideoEdges:
+    """The default loader's video edges, or those of ``loader`` (one the family's edges list)."""
+    if loader is None:
+        return _edges(family, "video")
+    loaders = family.edges().video_loaders
+    if loader not in loaders:
+        raise InvalidInputError(f"{family!r} has no video loader {loader!r} (its edges list: {sorted(loaders) or 'none'})")
+    return loaders[loader]
 
 
 def image_size_pairs(family, where: str = "boundary", *, valid: bool = True) -> st.SearchStrategy:
@@ -233,11 +244,13 @@ def _uniform_video(v: VideoEdges, max_seconds: float) -> st.SearchStrategy:
 
 
 def video_metadata_pairs(family, where: str = "boundary", *, valid: bool = True,
-                         max_seconds: float | None = None) -> st.SearchStrategy:
+                         max_seconds: float | None = None, loader: str | None = None) -> st.SearchStrategy:
     """Two :class:`~mmprep.VideoMetadata` of the same frame size, one frame apart (or one ulp of
     fps apart for ``where="fps"``), straddling a sampler threshold or cap of ``where``.
-    ``max_seconds`` drops edges beyond it and caps uniform draws (default: the family's range)."""
-    v = _edges(family, "video")
+    ``max_seconds`` drops edges beyond it and caps uniform draws (default: the family's range).
+    ``loader``: another of the family's video loaders (``family.edges().video_loaders``); its
+    edges are drawn and its counts decide validity (pass the same ``loader=`` when counting)."""
+    v = _video_edges(family, loader)
     limit = v.max_seconds if max_seconds is None else max_seconds
     pairs = _pick(_video_kinds(v, limit), _uniform_video(v, limit), where, "video_metadata_pairs")
 
@@ -246,15 +259,17 @@ def video_metadata_pairs(family, where: str = "boundary", *, valid: bool = True,
 
     out = st.builds(build, pairs, _frame_size(v))
     if valid:
-        count = _counter(family, "video")
+        count = _counter(family, "video", loader)
         out = out.filter(lambda p: bool((count(p) >= 0).all()))
     return out
 
 
-def video_metadata(family, where: str = "any", *, valid: bool = True, max_seconds: float | None = None) -> st.SearchStrategy:
+def video_metadata(family, where: str = "any", *, valid: bool = True, max_seconds: float | None = None,
+                   loader: str | None = None) -> st.SearchStrategy:
     """One :class:`~mmprep.VideoMetadata` (total frames, fps, height, width): uniform, or around
-    the sampler's branch thresholds, caps and loader rules (see :func:`video_metadata_pairs`)."""
-    v = _edges(family, "video")
+    the sampler's branch thresholds, caps and loader rules (see :func:`video_metadata_pairs`,
+    also for ``loader``)."""
+    v = _video_edges(family, loader)
     limit = v.max_seconds if max_seconds is None else max_seconds
     kinds = _video_kinds(v, limit)
     if where == "any":
@@ -266,7 +281,7 @@ def video_metadata(family, where: str = "any", *, valid: bool = True, max_second
     out = st.builds(lambda p, i, size: VideoMetadata(p[i][0], p[i][1], size[0], size[1]),
                     pairs, st.sampled_from((0, 1)), _frame_size(v))
     if valid:
-        count = _counter(family, "video")
+        count = _counter(family, "video", loader)
         out = out.filter(lambda m: int(count([m])[0]) >= 0)
     return out
 

@@ -10,12 +10,14 @@ import numpy as np
 from ...testing.edges import AudioEdges, Edges, EvsEdges, ImageEdges, VideoEdges, steps
 from .audio import MIN_VALID_FRAMES, subsampled_length, valid_frames
 from .dynamic import TEXT_RESERVE
+from .sampling import DYNAMIC_MAX_DURATION, DYNAMIC_TARGET_FPS
 from .tiles import internvl_target_ratios
 
 PIXEL_KEYS = {"image": "pixel_values_flat", "video": "pixel_values_flat_video"}  # nemotron_process's keys
-MEDIA_KEYS = {"video_num_patches": ("video", "grid_t"), "audio_feature_lengths": ("audio", "num_frames")}
+MEDIA_KEYS = {"video_num_patches": ("video", "grid_t"), "frames_indices": ("video", "frame_indices"),
+              "frame_duration_ms": ("video", "frame_duration_ms"), "audio_feature_lengths": ("audio", "num_frames")}
 TILE_KEYS = {"image_num_patches": ("image", "grid_t")}  # tiles per image
-DYNAMIC_KEYS = {"num_tokens_per_image": ("image", "num_tokens")}
+DYNAMIC_KEYS = {"num_tokens_per_image": ("image", "num_tokens"), "imgs_sizes": ("image", "size")}
 MAX_SIDE = 8192  # px, uniform draws
 
 
@@ -55,14 +57,24 @@ def _audio_edges(s: Any) -> AudioEdges:
                       sampling_rate=s.audio_sampling_rate)
 
 
+LIMIT_FPS = 1000.0  # frame_duration_ms = int(1000 / fps) reaches 0 above this rate
+MAX_SECONDS = 600.0  # s, uniform video draws
+
+
+def _dynamic_loader_edges() -> VideoEdges:
+    """vLLM's ``opencv_dynamic`` loader: ``floor(duration * 2)`` frames up to 300 s (the frame
+    count steps where the container rate meets 2 fps), then 600 frames spread evenly."""
+    return VideoEdges(durations=(DYNAMIC_MAX_DURATION,), frame_counts=(),
+                      fps=(DYNAMIC_TARGET_FPS, LIMIT_FPS), max_fps=LIMIT_FPS, max_seconds=MAX_SECONDS)
+
+
 def nemotron_edges(family: Any) -> Edges:
     s = family.spec
-    limit_fps = 1000.0  # frame_duration_ms = int(1000 / fps) reaches 0 above this rate
     rates = (float(s.video_fps),) if s.video_fps > 0 else ()
     video = VideoEdges(
         durations=(s.video_num_frames / s.video_fps,) if s.video_fps > 0 and s.video_num_frames > 0 else (),
         frame_counts=(s.video_num_frames,) if s.video_num_frames > 0 else (),
-        fps=rates + (limit_fps,), max_fps=limit_fps, max_seconds=600.0,
+        fps=rates + (LIMIT_FPS,), max_fps=LIMIT_FPS, max_seconds=MAX_SECONDS,
     )
     placeholders = {"image": s.img_context_token, "video": s.video_context_token}
     if s.has_audio:
@@ -73,4 +85,5 @@ def nemotron_edges(family: Any) -> Edges:
         evs=EvsEdges(s.tokens_per_frame, s.video_pruning_rate, max(s.video_num_frames, 1)),
         placeholders=placeholders, pixel_keys=PIXEL_KEYS,
         item_keys={**MEDIA_KEYS, **(DYNAMIC_KEYS if s.dynamic else TILE_KEYS)},
+        video_loaders={"opencv_dynamic": _dynamic_loader_edges()},
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...engines import EngineRule
+from ...engines import EngineRule, FromSpec
 
 
 def _omni(spec: Any) -> bool:
@@ -23,18 +23,25 @@ def _audio(spec: Any) -> bool:
     return spec.has_audio
 
 
-OMNI_TUBELETS = {"video_temporal_patch_size": 2, "video_target_num_patches": 1024, "video_maintain_aspect_ratio": True}
+# the checkpoint's values (NemotronSpec.checkpoint_video_*: 2 / 1024 / true unless its config says otherwise)
+OMNI_TUBELETS = {
+    "video_temporal_patch_size": FromSpec("checkpoint_video_temporal_patch_size"),
+    "video_target_num_patches": FromSpec("checkpoint_video_target_num_patches"),
+    "video_maintain_aspect_ratio": FromSpec("checkpoint_video_maintain_aspect_ratio"),
+}
 SEED_FRAMES = {"video_temporal_patch_size": 1, "video_target_num_patches": None, "video_maintain_aspect_ratio": False}
 
 RULES = (
     EngineRule(
         "video_tubelets",
-        "Omni video: one S x S tile per frame vs tubelets of 2 frames resized to ~1024 patches",
+        "Omni video: one S x S tile per frame vs tubelets of 2 frames resized to ~1024 patches "
+        "(the checkpoint's video_temporal_patch_size / video_target_num_patches)",
         {"vllm-seed": SEED_FRAMES, "vllm": OMNI_TUBELETS, "transformers": OMNI_TUBELETS},
         {"vllm-seed": "one 512x512 tile (256 tokens) per frame, one span per frame",
-         "vllm": "vision_config video_temporal_patch_size=2, video_target_num_patches=1024: "
+         "vllm": "vision_config video_temporal_patch_size (2), video_target_num_patches (1024): "
                  "ceil(T/2) spans of int(h/p/2)*int(w/p/2) tokens (aspect-preserving size)",
-         "transformers": "NemotronH_Omni video processor: the same tubelets and frame size"},
+         "transformers": "NemotronH_Omni processor video_temporal_patch_dim and video processor "
+                         "video_target_num_patches: the same tubelets and frame size"},
         applies=_omni,
     ),
     EngineRule(

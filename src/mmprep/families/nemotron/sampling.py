@@ -9,6 +9,10 @@ import math
 from ...errors import InvalidInputError
 from ...sampling import FrameSample, fps_indices, linspace_int, _check_duration, _check_fps, _check_frames, _real
 
+# vLLM's opencv_dynamic loader defaults (its --media-io-kwargs may change them)
+DYNAMIC_TARGET_FPS = 2.0  # frames/s sampled while the video is at most DYNAMIC_MAX_DURATION long
+DYNAMIC_MAX_DURATION = 300.0  # s; longer videos get DYNAMIC_MAX_DURATION * DYNAMIC_TARGET_FPS frames spread evenly
+
 
 def opencv_sample_frames(total_frames: int, fps: float, *, num_frames: int = 32, target_fps: float = 0.0) -> FrameSample:
     """vLLM's default ``opencv`` loader (SPEC §3.5).
@@ -38,7 +42,7 @@ def opencv_sample_frames(total_frames: int, fps: float, *, num_frames: int = 32,
 
 
 def opencv_dynamic_sample_frames(
-    total_frames: int, fps: float, *, target_fps: float = 2, max_duration: float = 300
+    total_frames: int, fps: float, *, target_fps: float = DYNAMIC_TARGET_FPS, max_duration: float = DYNAMIC_MAX_DURATION
 ) -> FrameSample:
     """vLLM's ``opencv_dynamic`` loader: the GLM-4.1V rule with ``duration = total / fps``,
     de-duplicated by ``sorted(set(...))`` and never padded (SPEC §3.5)."""

@@ -62,6 +62,11 @@ class NemotronSpec:
     image_budget: str = "request"  # "request": vLLM's rounds over all images; "per_image": one pass
     audio_token_rule: str = "vllm"  # "vllm" (n // hop), "vllm-clips", "transformers" (1 + n // hop)
     resize_rule: str = "pil"  # "pil" (seed), "torch_uint8" (current vLLM), "torch_float" (transformers)
+    # the checkpoint's video tubelet settings (from_hf reads them); the "vllm" and "transformers"
+    # profiles copy them into the three video_* fields above, the seed ignores them
+    checkpoint_video_temporal_patch_size: int = 2  # frames per tubelet
+    checkpoint_video_target_num_patches: int = 1024  # patches per resized frame
+    checkpoint_video_maintain_aspect_ratio: bool = True
 
     @property
     def dynamic(self) -> bool:
@@ -120,8 +125,12 @@ class NemotronSpec:
         (``omni`` in its model type or processor class) without patch bounds takes the Omni preset's.
         Audio: ``audio_config`` (transformers) or ``sound_config`` (released), then the processor's
         ``audio_*`` and ``feature_extractor`` values. The video processor's ``patch_size`` /
-        ``downsample_ratio`` fill ``video_patch_size`` / ``video_downsample_ratio``. Bad values
-        raise :class:`InvalidInputError` naming the file and key.
+        ``downsample_ratio`` fill ``video_patch_size`` / ``video_downsample_ratio``. The Omni's
+        tubelet settings (``checkpoint_video_*``, used by the ``"vllm"`` / ``"transformers"``
+        profiles) come from ``vision_config`` (what vLLM reads), the config's top level, then the
+        processor (``video_temporal_patch_dim``) and video processor (``temporal_patch_size``,
+        ``video_target_num_patches``, ``video_maintain_aspect_ratio``). Bad values raise
+        :class:`InvalidInputError` naming the file and key.
         """
         cfg = HfConfig(config, "config.json")
         pre = HfConfig(preprocessor_config, "preprocessor_config.json")
@@ -134,9 +143,7 @@ class NemotronSpec:
         vision = cfg.section("vision_config")
         args = vision.section("args")
 
-        def first(*values):
-            return next((v for v in values if v is not None), None)
-
+        first = _first
         names = " ".join(str(x) for x in (cfg.get("model_type"), cfg.get("architectures"),
                                            pre.get("image_processor_type"), pre.get("processor_class")))
         omni = "omni" in names.lower()
@@ -152,6 +159,7 @@ class NemotronSpec:
             "video_patch_size": vid.get_int("patch_size"),
             "video_downsample_ratio": vid.get_float("downsample_ratio"),
         }
+        kw.update(_tubelet_settings(cfg, vision, pre, vid))
         if pre.get("image_mean") is not None or pre.get("image_std") is not None:
             # transformers' image processor (it renames norm_mean/std) normalizes with these
             kw["norm_mean"], kw["norm_std"] = pre.get_floats("image_mean"), pre.get_floats("image_std")
@@ -183,6 +191,26 @@ class NemotronSpec:
         if audio or (no_key and (extractor or any(k.startswith("audio_") for k in pre))):
             kw["has_audio"] = True
         return cls(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _tubelet_settings(cfg: HfConfig, vision: HfConfig, pre: HfConfig, vid: HfConfig) -> dict[str, Any]:
+    """The checkpoint's video tubelet values (None where no file has them): vLLM reads
+    ``vision_config``; transformers' config keeps the temporal size at the top level too, its
+    processor as ``video_temporal_patch_dim`` and its video processor as ``temporal_patch_size``."""
+    key = "video_temporal_patch_size"
+    return {
+        "checkpoint_video_temporal_patch_size": _first(
+            vision.get_int(key), cfg.get_int(key), pre.get_int("video_temporal_patch_dim"),
+            vid.get_int("temporal_patch_size")),
+        "checkpoint_video_target_num_patches": _first(*(
+            c.get_int("video_target_num_patches") for c in (vision, cfg, vid))),
+        "checkpoint_video_maintain_aspect_ratio": _first(*(
+            c.get_bool("video_maintain_aspect_ratio") for c in (vision, cfg, vid))),
+    }
 
 
 OMNI = dict(
