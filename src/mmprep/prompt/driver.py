@@ -32,9 +32,10 @@ class Rules:
     targets: Callable[[Any, Vocab], tuple[list[Target], dict[int, str]]]  # (targets, forbidden id -> name)
     pieces: dict[str, Callable[[Any, Any], tuple[Piece, ...]]]  # modality -> f(family, plan)
     mrope: Callable[[int, list[MediaFeature], Any], tuple[np.ndarray, int]] | None = None
-    # batched twin of mrope for many samples: f(lengths, [[(offset, grid, modality)]], spec) ->
+    # batched twin of mrope for many samples, on arrays over every item of the chunk:
+    # f(lengths (B,), sample (Q,), offsets (Q,), grids (Q, 3), modality names (Q,), spec) ->
     # (positions (3, sum(lengths)), deltas (B,)); used by prompt/fast.py, tested equal to mrope
-    mrope_many: Callable[[np.ndarray, list, Any], tuple[np.ndarray, np.ndarray]] | None = None
+    mrope_many: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
     prepare_text: Callable[[Any, str, int], str] | None = None  # f(family, text, sample)
     add_special_tokens: bool = True
     max_items: dict[str, int] = field(default_factory=dict)

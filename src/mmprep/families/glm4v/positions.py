@@ -36,71 +36,68 @@ def glm_mrope_positions(
     return out, int(out.max()) + 1 - num_tokens
 
 
-_PATTERNS: dict[tuple[int, int, int], np.ndarray] = {}  # (t, h, w) -> np.indices pattern (3, t*h*w)
-_ARANGE = np.zeros((3, 0), dtype=np.int64)  # rows 0..n-1, grown on demand
-
-
-def _text_rows(n: int) -> np.ndarray:
-    """``(3, n)`` rows ``0..n-1`` (a view of a shared, read-only buffer)."""
-    global _ARANGE
-    if n > _ARANGE.shape[1]:
-        size = max(n, 2 * _ARANGE.shape[1], 4096)
-        _ARANGE = np.broadcast_to(np.arange(size, dtype=np.int64), (3, size)).copy()
-        _ARANGE.flags.writeable = False
-    return _ARANGE[:, :n]
-
-
-def _pattern(t: int, h: int, w: int) -> np.ndarray:
-    key = (t, h, w)
-    p = _PATTERNS.get(key)
-    if p is None:
-        if len(_PATTERNS) > 4096:
-            _PATTERNS.clear()
-        p = _PATTERNS[key] = _grid_pattern(t, h, w)
-        p.flags.writeable = False
-    return p
-
-
 def glm_mrope_positions_many(
     lengths: np.ndarray, features: Sequence[Sequence[tuple]], spatial_merge_size: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`glm_mrope_positions` of many prompts at once, concatenated: ``(3, sum(lengths))``
     int64 and the deltas ``(B,)``. ``features[b]``: ``(offset, (t, h, w) patches, modality)`` of
-    sample ``b`` in offset order. Each segment (a text run or a media block) is a cached pattern
-    shifted by where it starts: the previous segment's maximum + 1.
+    sample ``b`` in offset order (the list form of :func:`glm_mrope_positions_flat`).
     """
-    parts: list[np.ndarray] = []
-    starts: list[int] = []
-    sizes: list[int] = []
-    deltas: list[int] = []
-    for n, feats in zip(np.asarray(lengths).tolist(), features):
-        if n <= 0:
-            raise InvalidInputError(f"a prompt needs at least one token, got num_tokens={n}")
-        st = nxt = 0
-        for offset, (t, h, w), modality in feats:
-            lh, lw = h // spatial_merge_size, w // spatial_merge_size
-            size = t * lh * lw
-            if offset < st or offset + size > n or size <= 0 or (modality == "image" and t != 1):
-                raise InvalidInputError(f"{modality} block at {offset} ({t}x{lh}x{lw}) does not fit the prompt")
-            if offset > st:
-                parts.append(_text_rows(offset - st))
-                starts.append(nxt)
-                sizes.append(offset - st)
-                nxt += offset - st
-            parts.append(_pattern(t, lh, lw))
-            starts.append(nxt)
-            sizes.append(size)
-            nxt += max(t, lh, lw)
-            st = offset + size
-        if n > st:
-            parts.append(_text_rows(n - st))
-            starts.append(nxt)
-            sizes.append(n - st)
-            nxt += n - st
-        deltas.append(nxt - n)
-    out = np.concatenate(parts, axis=1)
-    out += np.repeat(np.asarray(starts, dtype=np.int64), sizes)
-    return out, np.asarray(deltas, dtype=np.int64)
+    sample = [b for b, feats in enumerate(features) for _ in feats]
+    offsets = [f[0] for feats in features for f in feats]
+    grids = np.asarray([f[1] for feats in features for f in feats], dtype=np.int64).reshape(-1, 3)
+    video = np.asarray([f[2] != "image" for feats in features for f in feats], dtype=bool)
+    return glm_mrope_positions_flat(np.asarray(lengths, dtype=np.int64), np.asarray(sample, dtype=np.int64),
+                                    np.asarray(offsets, dtype=np.int64), grids, video, spatial_merge_size)
+
+
+def glm_mrope_positions_flat(
+    lengths: np.ndarray, sample: np.ndarray, offsets: np.ndarray, grids: np.ndarray, video: np.ndarray,
+    spatial_merge_size: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of many prompts as array work, no loop per item or token: ``(3, sum(lengths))``
+    and the deltas ``(B,)``. Item ``q`` of the whole chunk sits in prompt ``sample[q]`` at token
+    ``offsets[q]`` with patch grid ``grids[q]`` (a video if ``video[q]``); items in prompt order.
+
+    Every token sits at its index minus what the blocks before it in its prompt saved
+    (``t*h*w - max(t, h, w)`` each); a block token adds its ``(t, h, w)`` index inside the
+    block to the position its block starts at.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    B, T = lengths.size, int(lengths.sum())
+    if (lengths <= 0).any():
+        raise InvalidInputError(f"a prompt needs at least one token, got num_tokens={int(lengths.min())}")
+    t = grids[:, 0]
+    lh, lw = grids[:, 1] // spatial_merge_size, grids[:, 2] // spatial_merge_size
+    size = t * lh * lw
+    end = offsets + size
+    prev_end = np.zeros_like(end)
+    same = sample[1:] == sample[:-1]
+    prev_end[1:][same] = end[:-1][same]
+    bad = (offsets < prev_end) | (end > lengths[sample]) | (size <= 0) | (~video & (t != 1))
+    if bad.any():
+        q = int(np.flatnonzero(bad)[0])
+        kind = "video" if video[q] else "image"
+        raise InvalidInputError(f"{kind} block at {int(offsets[q])} ({int(t[q])}x{int(lh[q])}x{int(lw[q])}) "
+                                f"does not fit the prompt")
+    starts = np.cumsum(lengths) - lengths  # each prompt's first token in the flat output
+    saved = size - np.maximum(np.maximum(t, lh), lw)
+    per_sample = np.bincount(sample, weights=saved, minlength=B).astype(np.int64)
+    # a token's position = its index in its prompt - what the blocks that end before it saved
+    step = np.bincount(starts[sample] + end, weights=saved, minlength=T + 1).astype(np.int64)
+    step[starts[1:]] -= per_sample[:-1]  # the next prompt starts over
+    base = np.arange(T, dtype=np.int64) - np.repeat(starts, lengths) - np.cumsum(step[:T])
+    out = np.broadcast_to(base, (3, T)).copy()
+    if size.size:
+        first = np.cumsum(size) - size
+        j = np.arange(int(size.sum()), dtype=np.int64) - np.repeat(first, size)  # index inside the block
+        at = np.repeat(starts[sample] + offsets, size) + j
+        rw, rhw = np.repeat(lw, size), np.repeat(lh * lw, size)
+        block_start = base[at] - j
+        out[0, at] = block_start + j // rhw
+        out[1, at] = block_start + (j // rw) % np.repeat(lh, size)
+        out[2, at] = block_start + j % rw
+    return out, -per_sample
 
 
 def glm_mrope_positions_reference(

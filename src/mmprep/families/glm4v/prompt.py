@@ -19,7 +19,7 @@ from ...prompt.driver import (
     check_plans, image_plan, per_sample, split_samples,
 )
 from ...types import Batch, VideoPlan
-from .positions import glm_mrope_positions, glm_mrope_positions_many
+from .positions import glm_mrope_positions, glm_mrope_positions_flat
 
 
 def glm_timestamp_text(version: str, second: float) -> str:
@@ -86,7 +86,8 @@ GLM = Rules(
     targets=_glm_targets,
     pieces={"image": lambda f, p: glm_image_pieces(f.spec, p.num_tokens), "video": _glm_video_pieces},
     mrope=lambda n, feats, spec: glm_mrope_positions(n, feats, spec.merge_size),
-    mrope_many=lambda lengths, feats, spec: glm_mrope_positions_many(lengths, feats, spec.merge_size),
+    mrope_many=lambda lengths, sample, offsets, grids, modality, spec: glm_mrope_positions_flat(
+        lengths, sample, offsets, grids, modality != "image", spec.merge_size),
     max_items={"video": 1},  # vLLM: get_supported_mm_limits (T36)
 )
 
