@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mmprep
 from mmprep import InvalidInputError
@@ -12,19 +14,23 @@ from mmprep.families.glm4v.positions import (
     glm_mrope_positions,
     glm_mrope_positions_many,
 )
-from mmprep.families.glm4v.prompt import GLM
+from mmprep.families.glm4v.prompt import GLM, glm_size_plans
+from mmprep.families.isaac.prompt import ISAAC
+from mmprep.families.nemotron.prompt import NEMOTRON, _nemotron_image_plans
 from mmprep.positions import MediaFeature
 from mmprep.prompt import tokens as tk
 from mmprep.prompt.driver import (
     _batch,
     _grids,
     _metadata_plans,
+    _plain_plan,
     _run,
+    check_plan,
     image_plan,
     split_samples,
 )
 from mmprep.prompt.fast import fast_batch
-from tests.tokenizers_fixture import glm_tokenizer
+from tests.tokenizers_fixture import glm_tokenizer, isaac_tokenizer, nemotron_tokenizer
 
 IMG = "<|begin_of_image|><|image|><|end_of_image|>"
 VID = "<|begin_of_video|><|video|><|end_of_video|>"
@@ -99,3 +105,100 @@ def test_batched_glm_positions_equal_the_scalar_function():
     pos, deltas = glm_mrope_positions_many(np.array(lengths), feats, 2)
     assert np.array_equal(pos, np.concatenate([p for p, _ in want], axis=1))
     assert deltas.tolist() == [d for _, d in want]
+
+
+def _words(rng, n):
+    return "".join(rng.choice(WORDS, int(rng.integers(0, n))))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kw", [{}, {"padding_side": "left", "pad_token_id": 3}, {"add_special_tokens": False}])
+def test_isaac_many_sample_prompt_equals_the_per_sample_path(seed, kw):
+    isaac, tok = mmprep.load("isaac"), isaac_tokenizer()
+    rng = np.random.default_rng(seed)
+    texts, images = [], []
+    for _ in range(20):
+        k = int(rng.integers(0, 4))
+        texts.append("".join(_words(rng, 5) + "<image>" for _ in range(k)) + _words(rng, 5) + ".")
+        images.append([(int(rng.integers(20, 900)), int(rng.integers(20, 900))) for _ in range(k)])
+    _, texts, per = split_samples(texts, {"image": images})
+    vocab = tk.as_vocab(tok)
+    plans = _metadata_plans(isaac, per, lambda b, xs: [image_plan(isaac, x, i) for i, x in enumerate(xs)])
+    extra = {"image_grid_thw": _grids(plans, "image")}
+    fast = fast_batch(ISAAC, isaac, texts, plans, vocab, kw, extra)
+    assert fast is not None  # the many-sample path took it
+    ref = _batch(_run(ISAAC, isaac, texts, plans, vocab, kw), vocab, kw, extra)
+    assert list(fast.keys()) == list(ref.keys())
+    for key in ref:
+        assert np.array_equal(fast[key], ref[key]), key
+    assert fast.plans == ref.plans
+    public = isaac.prompt(texts, images=images, tokenizer=tok, **kw)
+    assert all(np.array_equal(public[k], ref[k]) for k in ref)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("model", ["nemotron-nano-vl", "nemotron-3-nano-omni"])
+@pytest.mark.parametrize("kw", [{}, {"padding_side": "left", "text_len": "prompt"}, {"add_special_tokens": True}])
+def test_nemotron_many_sample_prompt_equals_the_per_sample_path(seed, model, kw):
+    family, tok = mmprep.load(model), nemotron_tokenizer()
+    audio = family.spec.has_audio
+    rng = np.random.default_rng(seed)
+    texts, images, videos, audios = [], [], [], []
+    for _ in range(16):
+        k, v, a = int(rng.integers(0, 3)), int(rng.random() < 0.3), int(audio and rng.random() < 0.3)
+        marks = ["<image>"] * k + ["<video>"] * v + ["<so_embedding>"] * a
+        rng.shuffle(marks)
+        texts.append("".join(_words(rng, 5) + m for m in marks) + _words(rng, 5) + ".")
+        images.append([(int(rng.integers(20, 1200)), int(rng.integers(20, 1200))) for _ in range(k)])
+        videos.append([mmprep.VideoMetadata(int(rng.integers(4, 60)), 4.0, 60, 80) for _ in range(v)])
+        audios.append([int(rng.integers(8000, 40000)) for _ in range(a)])
+    media = {"image": images, "video": videos, "audio": audios if audio else None}
+    _, texts, per = split_samples(texts, media)
+    vocab = tk.as_vocab(tok)
+    plans = _metadata_plans(family, per, _nemotron_image_plans(family, vocab, texts, kw))
+    opts = {k: v for k, v in kw.items() if k != "text_len"}
+    fast = fast_batch(NEMOTRON, family, texts, plans, vocab, opts, {})
+    assert fast is not None
+    ref = _batch(_run(NEMOTRON, family, texts, plans, vocab, opts), vocab, opts, {})
+    assert list(fast.keys()) == list(ref.keys())
+    for key in ref:
+        assert np.array_equal(fast[key], ref[key]), key
+    assert fast.plans == ref.plans
+    public = family.prompt(texts, images=images, videos=videos, tokenizer=tok, **kw,
+                           **({"audios": audios} if audio else {}))
+    assert all(np.array_equal(public[k], ref[k]) for k in ref)
+
+
+def test_isaac_and_nemotron_fall_back_to_the_per_sample_errors():
+    with pytest.raises(InvalidInputError, match="sample 1: the text contains '<|image_pad|>'"):
+        mmprep.load("isaac").prompt(["a <image>", "b <|image_pad|>"], images=[[(64, 64)], []],
+                                    tokenizer=isaac_tokenizer())
+    with pytest.raises(InvalidInputError, match="sample 1"):
+        mmprep.load("nemotron-nano-vl").prompt(["a <image>", "b"], images=[[(64, 64)], [(64, 64)]],
+                                               tokenizer=nemotron_tokenizer())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
+                          st.tuples(st.integers(-3, 3), st.integers(1, 10**7)),
+                          st.tuples(st.integers(1, 40), st.integers(1, 40))), max_size=12),
+       st.sampled_from(["glm-4.1v", "glm-4.6v"]))
+def test_glm_bulk_size_plans_equal_plan_image(sizes, model):
+    glm = mmprep.load(model)
+    for (h, w), plan in zip(sizes, glm_size_plans(glm, sizes)):
+        if plan is not None:  # None: planned one by one (a bad or extreme size)
+            assert plan == glm.plan_image(h, w)
+        elif h > 0 and w > 0 and h * w <= 2**40:
+            with pytest.raises(InvalidInputError):
+                glm.plan_image(h, w)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-2, 2**62), st.tuples(st.integers(-1, 2**60), st.integers(-1, 5), st.integers(-1, 5)))
+def test_plain_plan_shortcut_accepts_only_what_check_plan_accepts(n, grid):
+    plan = mmprep.ImagePlan(1, 1, 28, 28, grid, n)
+    if _plain_plan(plan):
+        check_plan(plan, "x")  # must not raise
+    else:
+        with pytest.raises(InvalidInputError):
+            check_plan(plan, "x")

@@ -198,21 +198,30 @@ def _expand(rules, family, flat, starts, lens, found, plans, vocab, token_types)
 
 def _assemble(rules, family, exp, plans, vocab, kw, extra) -> Batch:
     """Pad into ``(B, L)`` with one boolean-mask assignment per array (row-major order is the
-    flat order, for either padding side); positions from the family's batched MRoPE twin."""
+    flat order, for either padding side); positions from the family's batched MRoPE twin.
+
+    The padded arrays are views of one zeroed ``(k, B, L)`` buffer: one large allocation
+    page-faults far less than k separate ones, which was most of this function's CPU time.
+    """
     olens = exp["olens"]
     B, L = olens.size, int(olens.max(initial=0))
     cols = np.arange(L, dtype=np.int64)
     valid = cols < olens[:, None] if kw.get("padding_side", "right") == "right" else cols >= (L - olens)[:, None]
-    out_ids = np.full((B, L), pad_id(vocab, kw.get("pad_token_id")), dtype=np.int64)
+    types = exp["types"] is not None
+    buf = np.zeros((2 + types + 3 * (rules.mrope is not None), B, L), dtype=np.int64)
+    out_ids, mask = buf[0], buf[1]
+    pad = pad_id(vocab, kw.get("pad_token_id"))
+    if pad:
+        out_ids.fill(pad)
     out_ids[valid] = exp["ids"]
-    data: dict[str, Any] = {"input_ids": out_ids, "attention_mask": valid.astype(np.int64)}
-    if exp["types"] is not None:
-        types = np.zeros((B, L), dtype=np.int64)
-        types[valid] = exp["types"]
-        data["mm_token_type_ids"] = types
+    np.copyto(mask, valid)
+    data: dict[str, Any] = {"input_ids": out_ids, "attention_mask": mask}
+    if types:
+        buf[2][valid] = exp["types"]
+        data["mm_token_type_ids"] = buf[2]
     if rules.mrope is not None:
         flat_pos, deltas = _positions(rules, family, exp)
-        positions = np.zeros((3, B, L), dtype=np.int64)
+        positions = buf[2 + types:]
         for r in range(3):  # a 2-D mask per row: numpy's (3, B, L)[:, mask] path is ~6x slower
             positions[r][valid] = flat_pos[r]
         data["position_ids"] = positions

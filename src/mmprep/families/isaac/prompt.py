@@ -12,8 +12,9 @@ from ...prompt import tokens as tk
 from ...prompt.tokens import Piece
 from ...prompt.driver import (
     Rules, _batch, _check_all, _check_kw, _check_rows, _counts, _flat, _grids, _metadata_plans, _run,
-    image_plan, per_sample, split_samples,
+    check_plans, image_plan, per_sample, split_samples,
 )
+from ...prompt.fast import fast_batch
 from ...types import Batch
 from .positions import isaac_mrope_positions
 
@@ -50,8 +51,13 @@ def isaac_prompt(family, text, images=(), tokenizer=None, **kw) -> Batch:
     _, texts, per = split_samples(text, {"image": images})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, lambda b, xs: [image_plan(family, x, i) for i, x in enumerate(xs)])
+    check_plans(plans)  # before the grids are read from them
+    extra = {"image_grid_thw": _grids(plans, "image")}
+    fast = fast_batch(ISAAC, family, texts, plans, vocab, kw, extra)  # None: the per-sample path says why
+    if fast is not None:
+        return fast
     prompts = _run(ISAAC, family, texts, plans, vocab, kw)
-    return _batch(prompts, vocab, kw, {"image_grid_thw": _grids(plans, "image")})
+    return _batch(prompts, vocab, kw, extra)
 
 
 def isaac_process(family, text=None, images=None, tokenizer=None, **kw) -> Batch:
