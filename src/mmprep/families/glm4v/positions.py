@@ -36,6 +36,31 @@ def glm_mrope_positions(
     return out, int(out.max()) + 1 - num_tokens
 
 
+_PATTERNS: dict[tuple[int, int, int], np.ndarray] = {}  # (t, h, w) -> np.indices pattern (3, t*h*w)
+_ARANGE = np.zeros((3, 0), dtype=np.int64)  # rows 0..n-1, grown on demand
+
+
+def _text_rows(n: int) -> np.ndarray:
+    """``(3, n)`` rows ``0..n-1`` (a view of a shared, read-only buffer)."""
+    global _ARANGE
+    if n > _ARANGE.shape[1]:
+        size = max(n, 2 * _ARANGE.shape[1], 4096)
+        _ARANGE = np.broadcast_to(np.arange(size, dtype=np.int64), (3, size)).copy()
+        _ARANGE.flags.writeable = False
+    return _ARANGE[:, :n]
+
+
+def _pattern(t: int, h: int, w: int) -> np.ndarray:
+    key = (t, h, w)
+    p = _PATTERNS.get(key)
+    if p is None:
+        if len(_PATTERNS) > 4096:
+            _PATTERNS.clear()
+        p = _PATTERNS[key] = _grid_pattern(t, h, w)
+        p.flags.writeable = False
+    return p
+
+
 def glm_mrope_positions_many(
     lengths: np.ndarray, features: Sequence[Sequence[tuple]], spatial_merge_size: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -55,16 +80,17 @@ def glm_mrope_positions_flat(
     lengths: np.ndarray, sample: np.ndarray, offsets: np.ndarray, grids: np.ndarray, video: np.ndarray,
     spatial_merge_size: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of many prompts as array work, no loop per item or token: ``(3, sum(lengths))``
-    and the deltas ``(B,)``. Item ``q`` of the whole chunk sits in prompt ``sample[q]`` at token
-    ``offsets[q]`` with patch grid ``grids[q]`` (a video if ``video[q]``); items in prompt order.
+    """Positions of many prompts: ``(3, sum(lengths))`` int64 and the deltas ``(B,)``. Item ``q``
+    of the whole chunk sits in prompt ``sample[q]`` at token ``offsets[q]`` with patch grid
+    ``grids[q]`` (a video if ``video[q]``); items in prompt order.
 
-    Every token sits at its index minus what the blocks before it in its prompt saved
-    (``t*h*w - max(t, h, w)`` each); a block token adds its ``(t, h, w)`` index inside the
-    block to the position its block starts at.
+    Sizes and checks are array work over all items; the values are one ``np.concatenate`` of
+    segments (a text run: a cached ``arange``; a media block: its cached ``np.indices`` pattern)
+    plus one ``np.repeat`` of where each segment starts: the previous segment's maximum + 1.
+    (Measured: cheaper than computing every token's three values by array arithmetic, whose
+    divisions and scatters cost more than a few list appends per sample.)
     """
     lengths = np.asarray(lengths, dtype=np.int64)
-    B, T = lengths.size, int(lengths.sum())
     if (lengths <= 0).any():
         raise InvalidInputError(f"a prompt needs at least one token, got num_tokens={int(lengths.min())}")
     t = grids[:, 0]
@@ -80,24 +106,35 @@ def glm_mrope_positions_flat(
         kind = "video" if video[q] else "image"
         raise InvalidInputError(f"{kind} block at {int(offsets[q])} ({int(t[q])}x{int(lh[q])}x{int(lw[q])}) "
                                 f"does not fit the prompt")
-    starts = np.cumsum(lengths) - lengths  # each prompt's first token in the flat output
-    saved = size - np.maximum(np.maximum(t, lh), lw)
-    per_sample = np.bincount(sample, weights=saved, minlength=B).astype(np.int64)
-    # a token's position = its index in its prompt - what the blocks that end before it saved
-    step = np.bincount(starts[sample] + end, weights=saved, minlength=T + 1).astype(np.int64)
-    step[starts[1:]] -= per_sample[:-1]  # the next prompt starts over
-    base = np.arange(T, dtype=np.int64) - np.repeat(starts, lengths) - np.cumsum(step[:T])
-    out = np.broadcast_to(base, (3, T)).copy()
-    if size.size:
-        first = np.cumsum(size) - size
-        j = np.arange(int(size.sum()), dtype=np.int64) - np.repeat(first, size)  # index inside the block
-        at = np.repeat(starts[sample] + offsets, size) + j
-        rw, rhw = np.repeat(lw, size), np.repeat(lh * lw, size)
-        block_start = base[at] - j
-        out[0, at] = block_start + j // rhw
-        out[1, at] = block_start + (j // rw) % np.repeat(lh, size)
-        out[2, at] = block_start + j % rw
-    return out, -per_sample
+    advance = np.maximum(np.maximum(t, lh), lw)  # a block's max over all rows + 1, from its start
+    bounds = np.searchsorted(sample, np.arange(lengths.size + 1)).tolist()
+    tl, hl, wl, sl, al, ol = (a.tolist() for a in (t, lh, lw, size, advance, offsets))
+    parts: list[np.ndarray] = []
+    starts: list[int] = []
+    sizes: list[int] = []
+    deltas: list[int] = []
+    for b, n in enumerate(lengths.tolist()):
+        st = nxt = 0  # st: next unwritten token; nxt: the position text continues from
+        for q in range(bounds[b], bounds[b + 1]):
+            if ol[q] > st:
+                parts.append(_text_rows(ol[q] - st))
+                starts.append(nxt)
+                sizes.append(ol[q] - st)
+                nxt += ol[q] - st
+            parts.append(_pattern(tl[q], hl[q], wl[q]))
+            starts.append(nxt)
+            sizes.append(sl[q])
+            nxt += al[q]
+            st = ol[q] + sl[q]
+        if n > st:
+            parts.append(_text_rows(n - st))
+            starts.append(nxt)
+            sizes.append(n - st)
+            nxt += n - st
+        deltas.append(nxt - n)
+    out = np.concatenate(parts, axis=1)
+    out += np.repeat(np.asarray(starts, dtype=np.int64), sizes)
+    return out, np.asarray(deltas, dtype=np.int64)
 
 
 def glm_mrope_positions_reference(
