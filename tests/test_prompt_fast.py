@@ -78,7 +78,7 @@ def test_glm_many_sample_prompt_equals_the_per_sample_path(seed, kw, videos):
 def test_fast_path_declines_and_the_per_sample_path_raises():
     glm, tok = mmprep.load("glm-4.1v"), glm_tokenizer()
     vocab = tk.as_vocab(tok)
-    plans = [{"image": [glm.plan_image(50, 50)]}, {}]
+    plans = [{"image": [glm.plan_image(50, 50)]}, {}]  # (plans the caller has checked)
     assert fast_batch(GLM, glm, ["a", "b"], plans, vocab, {}, {}) is None  # 0 placeholders for 1 image
     with pytest.raises(InvalidInputError, match="sample 0"):
         glm.prompt(["a", "b"], images=[[(50, 50)], []], tokenizer=tok)

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import MmprepError
 from ..types import Batch
 from ..validate import MAX_TOKENS
-from .driver import Rules, check_plans, pad_id, to_tensors
+from .driver import Rules, pad_id, to_tensors
 from .tokens import Span, Vocab
 
 TYPE_CODE = {"image": 1, "video": 2, "audio": 3}
@@ -95,8 +95,8 @@ def _find(rules: Rules, family: Any, flat: np.ndarray, starts: np.ndarray, ends:
 
 def fast_batch(rules: Rules, family: Any, texts: list[str], plans: list[dict[str, list]], vocab: Vocab,
                kw: dict, extra: dict, *, token_types: bool = False) -> Batch | None:
-    """The Batch of ``_batch(_run(...))`` for many samples at once, or None to fall back."""
-    check_plans(plans)  # hand-built plans are checked as the per-sample path does
+    """The Batch of ``_batch(_run(...))`` for many samples at once, or None to fall back.
+    ``plans`` have passed :func:`~.driver.check_plans` (the caller checks them before reading grids)."""
     if kw.get("padding_side", "right") not in ("right", "left"):
         return None
     for m, limit in rules.max_items.items():
