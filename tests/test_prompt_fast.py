@@ -181,14 +181,15 @@ def test_isaac_and_nemotron_fall_back_to_the_per_sample_errors():
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
                           st.tuples(st.integers(-3, 3), st.integers(1, 10**7)),
-                          st.tuples(st.integers(1, 40), st.integers(1, 40))), max_size=12),
+                          st.tuples(st.integers(1, 40), st.integers(1, 40))), min_size=8, max_size=16),
        st.sampled_from(["glm-4.1v", "glm-4.6v"]))
 def test_glm_bulk_size_plans_equal_plan_image(sizes, model):
     glm = mmprep.load(model)
+    bulk = sum(h > 0 and w > 0 for h, w in sizes) >= 8  # fewer: all planned one by one
     for (h, w), plan in zip(sizes, glm_size_plans(glm, sizes)):
         if plan is not None:  # None: planned one by one (a bad or extreme size)
             assert plan == glm.plan_image(h, w)
-        elif h > 0 and w > 0 and h * w <= 2**40:
+        elif bulk and h > 0 and w > 0:
             with pytest.raises(InvalidInputError):
                 glm.plan_image(h, w)
 

@@ -97,8 +97,8 @@ def fast_batch(rules: Rules, family: Any, texts: list[str], plans: list[dict[str
                kw: dict, extra: dict, *, token_types: bool = False) -> Batch | None:
     """The Batch of ``_batch(_run(...))`` for many samples at once, or None to fall back.
     ``plans`` have passed :func:`~.driver.check_plans` (the caller checks them before reading grids)."""
-    if kw.get("padding_side", "right") not in ("right", "left"):
-        return None
+    if len(texts) < 2 or kw.get("padding_side", "right") not in ("right", "left"):
+        return None  # one sample: the per-sample path's few small arrays cost less than the array setup here
     for m, limit in rules.max_items.items():
         if any(len(p.get(m, ())) > limit for p in plans):
             return None

@@ -104,7 +104,7 @@ def glm_size_plans(family, items: Sequence[Any]) -> list[ImagePlan | None]:
           if type(x) is tuple and len(x) == 2 and type(x[0]) is int and type(x[1]) is int
           and 0 < x[0] and 0 < x[1] and x[0] * x[1] <= _EASY]
     out: list[ImagePlan | None] = [None] * len(items)
-    if not at:
+    if len(at) < 8:  # a few sizes: the scalar plan_image is cheaper than the vectorized call's setup
         return out
     s = family.spec
     hw = np.array([items[k] for k in at], dtype=np.int64).reshape(-1, 2)
