@@ -203,3 +203,39 @@ def test_plain_plan_shortcut_accepts_only_what_check_plan_accepts(n, grid):
     else:
         with pytest.raises(InvalidInputError):
             check_plan(plan, "x")
+
+
+_PIECES = ["", "a", " b", "<image>", "<video>", "<so_embedding>", "<img>", "\n", "Frame 1"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=6), min_size=2, max_size=6),
+       st.sampled_from([{}, {"padding_side": "left"}, {"add_special_tokens": True}]), st.integers(0, 2**31))
+def test_nemotron_fast_path_equals_or_defers_to_the_per_sample_path(parts, kw, seed):
+    """Any text (adjacent placeholders, empty samples, stray structural tokens): the fast path
+    returns the per-sample path's Batch, or None where the per-sample path decides (and raises)."""
+    family, tok = mmprep.load("nemotron-3-nano-omni"), nemotron_tokenizer()
+    rng = np.random.default_rng(seed)
+    texts = ["".join(p) for p in parts]
+    images = [[(int(rng.integers(20, 900)), int(rng.integers(20, 900))) for _ in range(t.count("<image>"))]
+              for t in texts]
+    videos = [[mmprep.VideoMetadata(int(rng.integers(4, 30)), 4.0, 60, 80) for _ in range(t.count("<video>"))]
+              for t in texts]
+    audios = [[int(rng.integers(8000, 30000)) for _ in range(t.count("<so_embedding>"))] for t in texts]
+    try:
+        _, texts, per = split_samples(texts, {"image": images, "video": videos, "audio": audios})
+        vocab = tk.as_vocab(tok)
+        plans = _metadata_plans(family, per, _nemotron_image_plans(family, vocab, texts, kw))
+    except InvalidInputError:
+        return  # e.g. more videos than the model takes: refused before any prompt is built
+    try:
+        ref = _batch(_run(NEMOTRON, family, texts, plans, vocab, kw), vocab, kw, {})
+    except InvalidInputError:
+        ref = None
+    fast = fast_batch(NEMOTRON, family, texts, plans, vocab, kw, {})
+    if fast is None:
+        return
+    assert ref is not None  # the fast path never accepts what the per-sample path refuses
+    for key in ref:
+        assert np.array_equal(fast[key], ref[key]), key
+    assert fast.plans == ref.plans
