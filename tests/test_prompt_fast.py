@@ -15,6 +15,7 @@ from mmprep.families.glm4v.positions import (
     glm_mrope_positions_many,
 )
 from mmprep.families.glm4v.prompt import GLM, glm_size_plans
+from mmprep.families.isaac.positions import isaac_mrope_positions, isaac_mrope_positions_flat
 from mmprep.families.isaac.prompt import ISAAC
 from mmprep.families.nemotron.prompt import NEMOTRON, _nemotron_image_plans
 from mmprep.positions import MediaFeature
@@ -239,3 +240,27 @@ def test_nemotron_fast_path_equals_or_defers_to_the_per_sample_path(parts, kw, s
     for key in ref:
         assert np.array_equal(fast[key], ref[key]), key
     assert fast.plans == ref.plans
+
+
+@pytest.mark.parametrize("rule", ["vllm", "perceptron"])
+def test_batched_isaac_positions_equal_the_scalar_function(rule):
+    rng = np.random.default_rng(1)
+    lengths, sample, offsets, grids, want = [], [], [], [], []
+    for b in range(60):
+        n, fs = 0, []
+        for _ in range(int(rng.integers(0, 4))):
+            off = n + int(rng.integers(0, 5))
+            h, w = 2 * int(rng.integers(1, 12)), 2 * int(rng.integers(1, 12))
+            fs.append(MediaFeature("image", off, (1, h, w)))
+            sample.append(b)
+            offsets.append(off)
+            grids.append((1, h, w))
+            n = off + h * w // 4
+        n += int(rng.integers(0 if fs else 1, 5))
+        lengths.append(n)
+        want.append(isaac_mrope_positions(n, fs, 2, rule))
+    pos, deltas = isaac_mrope_positions_flat(np.array(lengths), np.array(sample, dtype=np.int64),
+                                             np.array(offsets, dtype=np.int64),
+                                             np.array(grids, dtype=np.int64).reshape(-1, 3), 2, rule)
+    assert np.array_equal(pos, np.concatenate([p for p, _ in want], axis=1))
+    assert deltas.tolist() == [d for _, d in want]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...errors import InvalidInputError
-from ...positions import _grid_pattern, _llm_blocks
+from ...positions import _grid_pattern, _llm_blocks, _text_rows
 
 
 def _glm_block(start: int, t: int, h: int, w: int) -> np.ndarray:
@@ -37,19 +37,6 @@ def glm_mrope_positions(
 
 
 _PATTERNS: dict[tuple[int, int, int], np.ndarray] = {}  # (t, h, w) -> np.indices pattern (3, t*h*w)
-_ARANGE = np.zeros((3, 0), dtype=np.int64)  # rows 0..n-1, grown on demand
-
-
-def _text_rows(n: int) -> np.ndarray:
-    """``(3, n)`` rows ``0..n-1`` (a view of a shared, read-only buffer)."""
-    global _ARANGE
-    if n > _ARANGE.shape[1]:
-        size = max(n, 2 * _ARANGE.shape[1], 4096)
-        _ARANGE = np.broadcast_to(np.arange(size, dtype=np.int64), (3, size)).copy()
-        _ARANGE.flags.writeable = False
-    return _ARANGE[:, :n]
-
-
 def _pattern(t: int, h: int, w: int) -> np.ndarray:
     key = (t, h, w)
     p = _PATTERNS.get(key)

@@ -16,7 +16,7 @@ from ...prompt.driver import (
 )
 from ...prompt.fast import fast_batch
 from ...types import Batch
-from .positions import isaac_mrope_positions
+from .positions import isaac_mrope_positions, isaac_mrope_positions_flat
 
 
 def isaac_image_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
@@ -41,6 +41,8 @@ ISAAC = Rules(
     targets=lambda f, v: ([tk.Target("image", (v.token_id(f.spec.image_pad_token),))], {}),
     pieces={"image": lambda f, p: isaac_image_pieces(f.spec, p.num_tokens)},
     mrope=lambda n, feats, spec: isaac_mrope_positions(n, feats, spec.pixel_shuffle_scale, spec.mrope_rule),
+    mrope_many=lambda lengths, sample, offsets, grids, modality, spec: isaac_mrope_positions_flat(
+        lengths, sample, offsets, grids, spec.pixel_shuffle_scale, spec.mrope_rule),
     prepare_text=_isaac_text,
 )
 
