@@ -264,3 +264,16 @@ def test_batched_isaac_positions_equal_the_scalar_function(rule):
                                              np.array(grids, dtype=np.int64).reshape(-1, 3), 2, rule)
     assert np.array_equal(pos, np.concatenate([p for p, _ in want], axis=1))
     assert deltas.tolist() == [d for _, d in want]
+
+
+def test_fast_path_defers_an_over_budget_sample_before_building_it():
+    from mmprep.errors import BudgetError
+    from mmprep.validate import MAX_TOKENS
+
+    glm, tok = mmprep.load("glm-4.1v"), glm_tokenizer()
+    huge = mmprep.ImagePlan(28, 28, 28, 28, (1, 2, 2), MAX_TOKENS)  # passes check_plan; the text tips it over
+    plans = [{}, {"image": [huge]}]
+    texts = ["a", f"b {IMG}"]
+    assert fast_batch(GLM, glm, texts, plans, tk.as_vocab(tok), {}, {}) is None
+    with pytest.raises(BudgetError, match="sample 1"):
+        glm.prompt(texts, images=[[], [huge]], tokenizer=tok)

@@ -111,9 +111,6 @@ def fast_batch(rules: Rules, family: Any, texts: list[str], plans: list[dict[str
         ids_list = vocab.encode_many(texts, add)
         lens = np.fromiter(map(len, ids_list), dtype=np.int64, count=len(ids_list))
         flat = np.fromiter(chain.from_iterable(ids_list), dtype=np.int64, count=int(lens.sum()))
-        media = [sum(int(p.num_tokens) for plist in sp.values() for p in plist) for sp in plans]
-        if any(n + t > MAX_TOKENS for n, t in zip(lens.tolist(), media)):  # the per-sample path refuses it by name
-            return None
         ends = np.cumsum(lens)
         starts = ends - lens
         found = _find(rules, family, flat, starts, ends, vocab)
@@ -174,6 +171,13 @@ def _expand(rules, family, flat, starts, lens, found, plans, vocab, token_types)
         rlen.append(n)
         nfeat.append(f)
     rlen_a = np.asarray(rlen, dtype=np.int64)
+    B = len(plans)
+    olens = lens + np.bincount(sample, weights=rlen_a - tlen, minlength=B).astype(np.int64)
+    # the per-sample path refuses ids + the pieces' repeats above MAX_TOKENS by name; every
+    # replacement holds at least its pieces' repeats (no piece text is empty), so this is the
+    # same refusal or an earlier one, before any large array exists
+    if (olens + np.bincount(sample, weights=tlen, minlength=B).astype(np.int64) > MAX_TOKENS).any():
+        return None
     at = np.repeat(pos, np.asarray(nruns, dtype=np.int64))
     keep = np.ones(flat.size, dtype=np.int64)
     if tlen.size:
@@ -184,8 +188,6 @@ def _expand(rules, family, flat, starts, lens, found, plans, vocab, token_types)
     tflat = None
     if token_types:
         tflat = np.repeat(np.insert(np.zeros(flat.size, np.int64), at, np.asarray(types, dtype=np.int64)), rep)
-    B = len(plans)
-    olens = lens + np.bincount(sample, weights=rlen_a - tlen, minlength=B).astype(np.int64)
     before = np.cumsum(rep) - rep  # output index of each run
     first_run = np.cumsum(nruns, dtype=np.int64) - np.asarray(nruns, dtype=np.int64)
     ostarts = np.cumsum(olens) - olens
