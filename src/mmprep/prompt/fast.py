@@ -2,14 +2,18 @@
 
 Same inputs and the same :class:`~mmprep.types.Batch` as :func:`.driver._run` + ``_batch``
 (tested equal), built differently: every sample's ids are concatenated once; placeholders are
-found with one comparison per target over the whole chunk; each replacement becomes a few
-``(id, repeat)`` runs (cached per distinct piece tuple) spliced in by one ``np.concatenate``;
-positions come from the family's batched MRoPE twin (``Rules.mrope_many``) over the flat
-prompt; padding is one scatter. Per sample only the plans and the placeholders cost Python.
+found with one comparison per target over the whole chunk; the k-th placeholder of a modality
+in the chunk takes the k-th item of that modality; each replacement becomes a few
+``(id, repeat)`` runs (cached per distinct piece tuple), inserted before its placeholder (whose
+own tokens get repeat 0) and expanded by one ``np.repeat``; positions come from the family's
+batched MRoPE twin (``Rules.mrope_many``) over the flat prompt; padding is one boolean-mask
+assignment per array into one zeroed buffer. Per item only its replacement lookup and its
+:class:`~.tokens.Span` cost Python.
 
 Anything unusual (a stray structural token, overlapping or boundary-crossing placeholders, a
-count mismatch, an item limit) returns ``None``: the caller then runs the per-sample path,
-which raises the precise error.
+count mismatch, an item limit, a text the family's ``prepare_text`` refuses, a prompt over the
+token budget) returns ``None``: the caller then runs the per-sample path, which raises the
+precise error. One sample also returns ``None``: the per-sample path is cheaper for it.
 """
 
 from __future__ import annotations
