@@ -15,7 +15,10 @@ from mmprep.families.glm4v.positions import (
     glm_mrope_positions_many,
 )
 from mmprep.families.glm4v.prompt import GLM, glm_size_plans
-from mmprep.families.isaac.positions import isaac_mrope_positions, isaac_mrope_positions_flat
+from mmprep.families.isaac.positions import (
+    isaac_mrope_positions,
+    isaac_mrope_positions_flat,
+)
 from mmprep.families.isaac.prompt import ISAAC
 from mmprep.families.nemotron.prompt import NEMOTRON, _nemotron_image_plans
 from mmprep.positions import MediaFeature

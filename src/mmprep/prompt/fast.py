@@ -18,7 +18,7 @@ precise error. One sample also returns ``None``: the per-sample path is cheaper 
 
 from __future__ import annotations
 
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -199,7 +199,7 @@ def _expand(rules, family, flat, starts, lens, found, plans, vocab, token_types)
     spans = list(map(Span, names, index.tolist(), offset.tolist(), rlen, nfeat))
     bounds = np.searchsorted(sample, np.arange(B + 1)).tolist()
     return {"ids": ids, "types": tflat, "olens": olens, "sample": sample, "offset": offset, "items": items,
-            "names": names, "spans": [tuple(spans[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]}
+            "names": names, "spans": [tuple(spans[a:b]) for a, b in pairwise(bounds)]}
 
 
 def _assemble(rules, family, exp, plans, vocab, kw, extra) -> Batch:
