@@ -280,3 +280,20 @@ def test_fast_path_defers_an_over_budget_sample_before_building_it():
     assert fast_batch(GLM, glm, texts, plans, tk.as_vocab(tok), {}, {}) is None
     with pytest.raises(BudgetError, match="sample 1"):
         glm.prompt(texts, images=[[], [huge]], tokenizer=tok)
+
+
+def test_repeated_texts_are_tokenized_once_and_give_the_same_ids():
+    tok = glm_tokenizer()
+    vocab = tk.Vocab(tok)
+    texts = [f"Describe {IMG} briefly.", "other text", f"Describe {IMG} briefly.", ""]
+    for add in (True, False):
+        want = [tok.encode(t, add_special_tokens=add).ids for t in texts]
+        assert vocab.encode_many(texts, add) == want
+        again = vocab.encode_many(texts[::-1], add)  # every text remembered now
+        assert again == want[::-1]
+        again[0].append(-1)  # callers get copies: the remembered ids stay intact
+        assert vocab.encode_many(texts, add) == want
+    glm = mmprep.load("glm-4.1v")
+    a = glm.prompt(texts[:3], images=[[(64, 64)], [], [(90, 300)]], tokenizer=vocab)
+    b = glm.prompt(texts[:3], images=[[(64, 64)], [], [(90, 300)]], tokenizer=tk.Vocab(tok))
+    assert all(np.array_equal(a[k], b[k]) for k in b)
