@@ -113,6 +113,19 @@ def _grid_pattern(t: int, h: int, w: int) -> np.ndarray:
     return np.indices((t, h, w), dtype=np.int64).reshape(3, -1)
 
 
+_ARANGE = np.zeros((3, 0), dtype=np.int64)  # rows 0..n-1, grown on demand (text runs of the batched twins)
+
+
+def _text_rows(n: int) -> np.ndarray:
+    """``(3, n)`` rows ``0..n-1`` (a view of a shared, read-only buffer)."""
+    global _ARANGE
+    if n > _ARANGE.shape[1]:
+        size = max(n, 2 * _ARANGE.shape[1], 4096)
+        _ARANGE = np.broadcast_to(np.arange(size, dtype=np.int64), (3, size)).copy()
+        _ARANGE.flags.writeable = False
+    return _ARANGE[:, :n]
+
+
 def decode_positions(delta: int, start: int, count: int) -> np.ndarray:
     """Positions ``(3, count)`` of generated tokens at absolute indices ``start..start+count-1``."""
     return np.broadcast_to(np.arange(start, start + count, dtype=np.int64) + delta, (3, count)).copy()

@@ -32,9 +32,10 @@ class Rules:
     targets: Callable[[Any, Vocab], tuple[list[Target], dict[int, str]]]  # (targets, forbidden id -> name)
     pieces: dict[str, Callable[[Any, Any], tuple[Piece, ...]]]  # modality -> f(family, plan)
     mrope: Callable[[int, list[MediaFeature], Any], tuple[np.ndarray, int]] | None = None
-    # batched twin of mrope for many samples: f(lengths, [[(offset, grid, modality)]], spec) ->
+    # batched twin of mrope for many samples, on arrays over every item of the chunk:
+    # f(lengths (B,), sample (Q,), offsets (Q,), grids (Q, 3), modality names (Q,), spec) ->
     # (positions (3, sum(lengths)), deltas (B,)); used by prompt/fast.py, tested equal to mrope
-    mrope_many: Callable[[np.ndarray, list, Any], tuple[np.ndarray, np.ndarray]] | None = None
+    mrope_many: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
     prepare_text: Callable[[Any, str, int], str] | None = None  # f(family, text, sample)
     add_special_tokens: bool = True
     max_items: dict[str, int] = field(default_factory=dict)
@@ -156,18 +157,32 @@ def check_plans(plans: list[dict[str, list]]) -> None:
     for b, sample_plans in enumerate(plans):
         for m, plist in sample_plans.items():
             for i, plan in enumerate(plist):
-                check_plan(plan, f"sample {b}: {m} {i}")
+                if not _plain_plan(plan):
+                    check_plan(plan, f"sample {b}: {m} {i}")
+
+
+def _plain_plan(plan: Any) -> bool:
+    """True for the common plan that :func:`check_plan` accepts at a glance: plain ints in range."""
+    grid = getattr(plan, "grid", (0, 0, 0))
+    n = getattr(plan, "num_tokens", None)
+    frames = getattr(plan, "frame_tokens", ())
+    if type(n) is not int or type(grid) is not tuple or len(grid) != 3 or type(frames) is not tuple or frames:
+        return False  # anything else (videos' frame_tokens too): the full check
+    t, h, w = grid
+    return (type(t) is int and type(h) is int and type(w) is int and 0 <= n <= MAX_TOKENS
+            and 0 <= t <= MAX_AREA and 0 <= h <= MAX_AREA and 0 <= w <= MAX_AREA)
 
 
 def check_plan(plan: Any, where: str) -> None:
     """A plan as it enters a prompt (hand-built ones too): whole, non-negative token counts within
     :data:`~mmprep.validate.MAX_TOKENS` and a grid of three non-negative ints."""
+    grid = getattr(plan, "grid", (0, 0, 0))
+
     def whole(v: Any, most: int) -> bool:
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= most
 
     if not whole(getattr(plan, "num_tokens", None), MAX_TOKENS):
         raise InvalidInputError(f"{where}: num_tokens must be an int in [0, {MAX_TOKENS}], got {plan.num_tokens!r}")
-    grid = getattr(plan, "grid", (0, 0, 0))
     if not (isinstance(grid, (tuple, list)) and len(grid) == 3 and all(whole(g, MAX_AREA) for g in grid)):
         raise InvalidInputError(f"{where}: grid must be three non-negative ints (t, h, w), got {grid!r}")
     frame_tokens = getattr(plan, "frame_tokens", ())

@@ -2,19 +2,23 @@
 
 Same inputs and the same :class:`~mmprep.types.Batch` as :func:`.driver._run` + ``_batch``
 (tested equal), built differently: every sample's ids are concatenated once; placeholders are
-found with one comparison per target over the whole chunk; each replacement becomes a few
-``(id, repeat)`` runs (cached per distinct piece tuple) spliced in by one ``np.concatenate``;
-positions come from the family's batched MRoPE twin (``Rules.mrope_many``) over the flat
-prompt; padding is one scatter. Per sample only the plans and the placeholders cost Python.
+found with one comparison per target over the whole chunk; the k-th placeholder of a modality
+in the chunk takes the k-th item of that modality; each replacement becomes a few
+``(id, repeat)`` runs (cached per distinct piece tuple), inserted before its placeholder (whose
+own tokens get repeat 0) and expanded by one ``np.repeat``; positions come from the family's
+batched MRoPE twin (``Rules.mrope_many``) over the flat prompt; padding is one boolean-mask
+assignment per array into one zeroed buffer. Per item only its replacement lookup and its
+:class:`~.tokens.Span` cost Python.
 
 Anything unusual (a stray structural token, overlapping or boundary-crossing placeholders, a
-count mismatch, an item limit) returns ``None``: the caller then runs the per-sample path,
-which raises the precise error.
+count mismatch, an item limit, a text the family's ``prepare_text`` refuses, a prompt over the
+token budget) returns ``None``: the caller then runs the per-sample path, which raises the
+precise error. One sample also returns ``None``: the per-sample path is cheaper for it.
 """
 
 from __future__ import annotations
 
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -22,45 +26,40 @@ import numpy as np
 from ..errors import MmprepError
 from ..types import Batch
 from ..validate import MAX_TOKENS
-from .driver import Rules, check_plans, pad_id, to_tensors
+from .driver import Rules, pad_id, to_tensors
 from .tokens import Span, Vocab
 
 TYPE_CODE = {"image": 1, "video": 2, "audio": 3}
 
 
-def _runs(pieces: tuple, modality: str, vocab: Vocab, cache: dict) -> tuple[np.ndarray, np.ndarray, int]:
-    """A replacement's ids, its token types (the modality's code on feature slots, else 0) and
-    its number of feature slots (cached per piece tuple)."""
+def _runs(pieces: tuple, modality: str, vocab: Vocab, cache: dict) -> tuple[list, list, list, int, int]:
+    """A replacement as runs: ids, repeat counts, token types (the modality's code on feature
+    slots, else 0), its length and its number of feature slots (cached per piece tuple)."""
     if len(pieces) == 1 and pieces[0].feature:  # one run of embedding slots (images): no cache
         p = pieces[0]
-        return (np.full(p.repeat, vocab.token_id(p.text), dtype=np.int64),
-                np.full(p.repeat, TYPE_CODE[modality], dtype=np.int64), p.repeat)
+        return [vocab.token_id(p.text)], [p.repeat], [TYPE_CODE[modality]], p.repeat, p.repeat
     hit = cache.get((modality, pieces))
     if hit is not None:
         return hit
-    values, counts, feats = [], [], []
+    values, counts, types = [], [], []
     for p in pieces:
         if p.feature:
             values.append(vocab.token_id(p.text))
             counts.append(p.repeat)
-            feats.append(True)
+            types.append(TYPE_CODE[modality])
             continue
         one = vocab.text_ids(p.text)
         n = 1 if p.kind == "text" else p.repeat
         if len(one) == 1:
             values.append(one[0])
             counts.append(n)
-            feats.append(False)
+            types.append(0)
         else:
-            for _ in range(n):
-                values += one
-                counts += [1] * len(one)
-                feats += [False] * len(one)
-    c = np.asarray(counts, dtype=np.int64)
-    f = np.asarray(feats, dtype=bool)
-    out = (np.repeat(np.asarray(values, dtype=np.int64), c), np.repeat(f * TYPE_CODE[modality], c).astype(np.int64),
-           int(c[f].sum()) if feats else 0)
-    cache[(modality, pieces)] = out
+            values += list(one) * n
+            counts += [1] * (len(one) * n)
+            types += [0] * (len(one) * n)
+    nfeat = sum(c for c, t in zip(counts, types) if t)
+    out = cache[(modality, pieces)] = (values, counts, types, sum(counts), nfeat)
     return out
 
 
@@ -100,118 +99,158 @@ def _find(rules: Rules, family: Any, flat: np.ndarray, starts: np.ndarray, ends:
 
 def fast_batch(rules: Rules, family: Any, texts: list[str], plans: list[dict[str, list]], vocab: Vocab,
                kw: dict, extra: dict, *, token_types: bool = False) -> Batch | None:
-    """The Batch of ``_batch(_run(...))`` for many samples at once, or None to fall back."""
-    check_plans(plans)  # hand-built plans are checked as the per-sample path does
-    if rules.prepare_text is not None or kw.get("padding_side", "right") not in ("right", "left"):
-        return None
+    """The Batch of ``_batch(_run(...))`` for many samples at once, or None to fall back.
+    ``plans`` have passed :func:`~.driver.check_plans` (the caller checks them before reading grids)."""
+    if len(texts) < 2 or kw.get("padding_side", "right") not in ("right", "left"):
+        return None  # one sample: the per-sample path's few small arrays cost less than the array setup here
     for m, limit in rules.max_items.items():
         if any(len(p.get(m, ())) > limit for p in plans):
             return None
     if any(m not in rules.modalities for p in plans for m in p):
         return None
     add = rules.add_special_tokens if kw.get("add_special_tokens") is None else bool(kw["add_special_tokens"])
-    ids_list = vocab.encode_many(texts, add)
-    lens = np.fromiter((len(x) for x in ids_list), dtype=np.int64, count=len(ids_list))
-    flat = np.fromiter(chain.from_iterable(ids_list), dtype=np.int64, count=int(lens.sum()))
-    ends = np.cumsum(lens)
-    starts = ends - lens
-    media = [sum(int(p.num_tokens) for plist in sp.values() for p in plist) for sp in plans]
-    if any(int(n) + t > MAX_TOKENS for n, t in zip(lens, media)):  # the per-sample path refuses it by name
-        return None
     try:
+        if rules.prepare_text is not None:
+            texts = [rules.prepare_text(family, t, i) for i, t in enumerate(texts)]
+        ids_list = vocab.encode_many(texts, add)
+        lens = np.fromiter(map(len, ids_list), dtype=np.int64, count=len(ids_list))
+        flat = np.fromiter(chain.from_iterable(ids_list), dtype=np.int64, count=int(lens.sum()))
+        ends = np.cumsum(lens)
+        starts = ends - lens
         found = _find(rules, family, flat, starts, ends, vocab)
         if found is None:
             return None
-        targets, pos, tgt, tlen = found
-        sample = np.searchsorted(starts, pos, "right") - 1
-        return _expand(rules, family, flat, starts, lens, pos, tgt, tlen, sample, targets, plans, vocab, kw, extra,
-                       token_types)
+        exp = _expand(rules, family, flat, starts, lens, found, plans, vocab, token_types)
+        if exp is None:
+            return None
+        return _assemble(rules, family, exp, plans, vocab, kw, extra)
     except MmprepError:  # the per-sample path raises it again, naming the sample
         return None
 
 
-def _expand(rules, family, flat, starts, lens, pos, tgt, tlen, sample, targets, plans, vocab, kw, extra,
-            token_types) -> Batch | None:
-    B = len(plans)
-    modality = [targets[k].modality for k in tgt.tolist()]
-    bounds = np.searchsorted(sample, np.arange(B + 1)).tolist()
-    pos_l, tlen_l, starts_l, lens_l = pos.tolist(), tlen.tolist(), starts.tolist(), lens.tolist()
+def _items(rules: Rules, plans: list[dict[str, list]], sample: np.ndarray, qmod: np.ndarray):
+    """Each placeholder's plan and its index within its modality and sample, or None when a
+    sample's placeholders and items disagree in number. The k-th placeholder of a modality in the
+    chunk takes the k-th item of the modality's items in sample order."""
+    B, M = len(plans), len(rules.modalities)
+    want = np.array([[len(p.get(m, ())) for m in rules.modalities] for p in plans], dtype=np.int64).reshape(B, M)
+    have = np.bincount(sample * M + qmod, minlength=B * M).reshape(B, M)
+    if not np.array_equal(have, want):
+        return None
+    items: list[Any] = [None] * qmod.size
+    index = np.empty(qmod.size, dtype=np.int64)
+    for j, m in enumerate(rules.modalities):
+        at = np.flatnonzero(qmod == j)
+        if not at.size:
+            continue
+        flat_m = [x for p in plans for x in p.get(m, ())]
+        for q, x in zip(at.tolist(), flat_m):
+            items[q] = x
+        first = np.cumsum(want[:, j]) - want[:, j]
+        index[at] = np.arange(at.size) - first[sample[at]]
+    return items, index
+
+
+def _expand(rules, family, flat, starts, lens, found, plans, vocab, token_types) -> dict | None:
+    """Every placeholder replaced at once: the chunk as runs ``(id, repeat)`` (text tokens one
+    each, a placeholder's own tokens zero, its replacement's runs inserted before it), expanded
+    by one ``np.repeat``."""
+    targets, pos, tgt, tlen = found
+    sample = np.searchsorted(starts, pos, "right") - 1
+    tmod = np.array([rules.modalities.index(t.modality) for t in targets], dtype=np.int64)
+    qmod = tmod[tgt] if tgt.size else np.zeros(0, np.int64)
+    got = _items(rules, plans, sample, qmod)
+    if got is None:
+        return None
+    items, index = got
+    names = [rules.modalities[j] for j in qmod.tolist()]
     cache: dict = {}
-    zeros = np.zeros(int(lens.max(initial=0)) + 1, dtype=np.int64)
-    id_parts, feat_parts = [], []
-    spans: list[list[Span]] = []
-    feats: list[list[tuple[int, str, Any]]] = []
-    out_len = []
-    for b in range(B):
-        cur, end, length = starts_l[b], starts_l[b] + lens_l[b], 0
-        counters: dict[str, int] = {}
-        sp, ft = [], []
-        for k in range(bounds[b], bounds[b + 1]):
-            p, m = pos_l[k], modality[k]
-            id_parts.append(flat[cur:p])
-            feat_parts.append(zeros[:p - cur])
-            length += p - cur
-            i = counters.get(m, 0)
-            counters[m] = i + 1
-            items = plans[b].get(m, ())
-            if i >= len(items):
-                return None
-            rep_ids, rep_mask, nfeat = _runs(rules.pieces[m](family, items[i]), m, vocab, cache)
-            id_parts.append(rep_ids)
-            feat_parts.append(rep_mask)
-            sp.append(Span(m, i, length, rep_ids.size, nfeat))
-            ft.append((length, m, items[i]))
-            length += rep_ids.size
-            cur = p + tlen_l[k]
-        id_parts.append(flat[cur:end])
-        feat_parts.append(zeros[:end - cur])
-        length += end - cur
-        if any(counters.get(m, 0) != len(items) for m, items in plans[b].items()):
-            return None
-        spans.append(sp)
-        feats.append(ft)
-        out_len.append(length)
-    ids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int64)
-    fmask = np.concatenate(feat_parts) if feat_parts else np.zeros(0, np.int64)  # token types
-    olens = np.asarray(out_len, dtype=np.int64)
-    return _assemble(rules, family, ids, fmask, olens, spans, feats, plans, vocab, kw, extra, token_types)
+    values, counts, types, nruns, rlen, nfeat = [], [], [], [], [], []
+    for m, plan in zip(names, items):
+        v, c, t, n, f = _runs(rules.pieces[m](family, plan), m, vocab, cache)
+        values += v
+        counts += c
+        types += t
+        nruns.append(len(v))
+        rlen.append(n)
+        nfeat.append(f)
+    rlen_a = np.asarray(rlen, dtype=np.int64)
+    B = len(plans)
+    olens = lens + np.bincount(sample, weights=rlen_a - tlen, minlength=B).astype(np.int64)
+    # the per-sample path refuses ids + the pieces' repeats above MAX_TOKENS by name; every
+    # replacement holds at least its pieces' repeats (no piece text is empty), so this is the
+    # same refusal or an earlier one, before any large array exists
+    if (olens + np.bincount(sample, weights=tlen, minlength=B).astype(np.int64) > MAX_TOKENS).any():
+        return None
+    at = np.repeat(pos, np.asarray(nruns, dtype=np.int64))
+    keep = np.ones(flat.size, dtype=np.int64)
+    if tlen.size:
+        inside = np.repeat(pos - (np.cumsum(tlen) - tlen), tlen) + np.arange(int(tlen.sum()))
+        keep[inside] = 0  # the placeholder's own tokens go
+    rep = np.insert(keep, at, np.asarray(counts, dtype=np.int64))
+    ids = np.repeat(np.insert(flat, at, np.asarray(values, dtype=np.int64)), rep)
+    tflat = None
+    if token_types:
+        tflat = np.repeat(np.insert(np.zeros(flat.size, np.int64), at, np.asarray(types, dtype=np.int64)), rep)
+    before = np.cumsum(rep) - rep  # output index of each run
+    first_run = np.cumsum(nruns, dtype=np.int64) - np.asarray(nruns, dtype=np.int64)
+    ostarts = np.cumsum(olens) - olens
+    offset = before[pos + first_run] - ostarts[sample] if pos.size else np.zeros(0, np.int64)
+    spans = list(map(Span, names, index.tolist(), offset.tolist(), rlen, nfeat))
+    bounds = np.searchsorted(sample, np.arange(B + 1)).tolist()
+    return {"ids": ids, "types": tflat, "olens": olens, "sample": sample, "offset": offset, "items": items,
+            "names": names, "spans": [tuple(spans[a:b]) for a, b in pairwise(bounds)]}
 
 
-def _assemble(rules, family, ids, fmask, olens, spans, feats, plans, vocab, kw, extra, token_types) -> Batch:
-    """Pad into ``(B, L)`` with one scatter; positions from the family's batched MRoPE twin."""
-    B = olens.size
-    L = int(olens.max(initial=0))
-    right = kw.get("padding_side", "right") == "right"
-    ends = np.cumsum(olens).tolist()
-    rows = [(b, e - n, e, 0 if right else L - n) for b, (n, e) in enumerate(zip(olens.tolist(), ends))]
-    out_ids = np.full((B, L), pad_id(vocab, kw.get("pad_token_id")), dtype=np.int64)
-    mask = np.zeros((B, L), dtype=np.int64)
-    types = np.zeros((B, L), dtype=np.int64) if token_types else None
-    for b, s, e, o in rows:  # row slices: cheaper than a masked scatter of the padded block
-        out_ids[b, o:o + e - s] = ids[s:e]
-        mask[b, o:o + e - s] = 1
-        if types is not None:
-            types[b, o:o + e - s] = fmask[s:e]
+def _assemble(rules, family, exp, plans, vocab, kw, extra) -> Batch:
+    """Pad into ``(B, L)`` with one boolean-mask assignment per array (row-major order is the
+    flat order, for either padding side); positions from the family's batched MRoPE twin.
+
+    The padded arrays are views of one zeroed ``(k, B, L)`` buffer: one large allocation
+    page-faults far less than k separate ones, which was most of this function's CPU time.
+    """
+    olens = exp["olens"]
+    B, L = olens.size, int(olens.max(initial=0))
+    cols = np.arange(L, dtype=np.int64)
+    valid = cols < olens[:, None] if kw.get("padding_side", "right") == "right" else cols >= (L - olens)[:, None]
+    types = exp["types"] is not None
+    buf = np.zeros((2 + types + 3 * (rules.mrope is not None), B, L), dtype=np.int64)
+    out_ids, mask = buf[0], buf[1]
+    pad = pad_id(vocab, kw.get("pad_token_id"))
+    if pad:
+        out_ids.fill(pad)
+    out_ids[valid] = exp["ids"]
+    np.copyto(mask, valid)
     data: dict[str, Any] = {"input_ids": out_ids, "attention_mask": mask}
-    if types is not None:
-        data["mm_token_type_ids"] = types
+    if types:
+        buf[2][valid] = exp["types"]
+        data["mm_token_type_ids"] = buf[2]
     if rules.mrope is not None:
-        features = [[(off, tuple(int(v) for v in plan.grid), m) for off, m, plan in ft] for ft in feats]
-        if rules.mrope_many is not None:
-            flat_pos, deltas = rules.mrope_many(olens, features, family.spec)
-        else:
-            from ..positions import MediaFeature
-
-            per = [rules.mrope(int(n), [MediaFeature(m, off, g) for off, g, m in f], family.spec)
-                   for n, f in zip(olens.tolist(), features)]
-            flat_pos = np.concatenate([p for p, _ in per], axis=1)
-            deltas = np.array([d for _, d in per], dtype=np.int64)
-        positions = np.zeros((3, B, L), dtype=np.int64)
-        for b, s, e, o in rows:
-            positions[:, b, o:o + e - s] = flat_pos[:, s:e]
+        flat_pos, deltas = _positions(rules, family, exp)
+        positions = buf[2 + types:]
+        for r in range(3):  # a 2-D mask per row: numpy's (3, B, L)[:, mask] path is ~6x slower
+            positions[r][valid] = flat_pos[r]
         data["position_ids"] = positions
         data["mrope_position_delta"] = np.asarray(deltas, dtype=np.int64).reshape(B, 1)
     data.update(extra)
     batch_plans = {m: [p.get(m, []) for p in plans] for m in ("image", "video", "audio")}
-    batch_plans["spans"] = [tuple(sp) for sp in spans]
+    batch_plans["spans"] = exp["spans"]
     return Batch(to_tensors(data, kw.get("return_tensors", "np")), batch_plans)
+
+
+def _positions(rules, family, exp) -> tuple[np.ndarray, np.ndarray]:
+    """``(3, sum(lengths))`` positions and the deltas: the batched twin, else per sample."""
+    olens, sample, offset, items = exp["olens"], exp["sample"], exp["offset"], exp["items"]
+    grids = np.array([p.grid for p in items], dtype=np.int64).reshape(-1, 3)
+    names = np.array(exp["names"], dtype=object)
+    if rules.mrope_many is not None:
+        return rules.mrope_many(olens, sample, offset, grids, names, family.spec)
+    from ..positions import MediaFeature
+
+    bounds = np.searchsorted(sample, np.arange(olens.size + 1)).tolist()
+    per = []
+    for b, n in enumerate(olens.tolist()):
+        feats = [MediaFeature(exp["names"][q], int(offset[q]), tuple(int(v) for v in grids[q]))
+                 for q in range(bounds[b], bounds[b + 1])]
+        per.append(rules.mrope(int(n), feats, family.spec))
+    return np.concatenate([p for p, _ in per], axis=1), np.array([d for _, d in per], dtype=np.int64)

@@ -71,6 +71,10 @@ def pieces_rle(pieces: Sequence[Piece]) -> list[list]:
 # -- tokenizer access ------------------------------------------------------------------------
 
 
+_PROMPT_CACHE = 4096  # whole texts a Vocab remembers (then it starts over): a few MB at most
+_PROMPT_CHARS = 1024  # longer texts are not remembered
+
+
 class Vocab:
     """Ids from one tokenizer: a ``tokenizers.Tokenizer``, a ``tokenizer.json`` path (or a
     directory holding one) or a transformers tokenizer. Short texts are cached."""
@@ -79,6 +83,7 @@ class Vocab:
         self.tokenizer = _load_tokenizer(tokenizer)
         self._fast = _is_tokenizers(self.tokenizer)
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._prompts: dict[tuple[str, bool], tuple[int, ...]] = {}  # whole texts seen by encode_many
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         tok = self.tokenizer
@@ -87,14 +92,39 @@ class Vocab:
         return list(tok.encode(text, add_special_tokens=add_special_tokens))
 
     def encode_many(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[int]]:
+        """Each text's ids, the tokenizer called once for the texts not seen before: a text that
+        repeats (the same instruction for many images) is tokenized once. The tokenizer is a pure
+        function of the text, so a remembered text's ids are exactly what a new call returns."""
+        add = bool(add_special_tokens)
+        cache = self._prompts
+        out: list[list[int] | None] = [None] * len(texts)
+        missing: dict[str, list[int]] = {}
+        for i, t in enumerate(texts):
+            hit = cache.get((t, add))
+            if hit is not None:
+                out[i] = list(hit)
+            else:
+                missing.setdefault(t, []).append(i)
+        if missing:
+            new = list(missing)
+            if len(cache) + len(new) > _PROMPT_CACHE:
+                cache.clear()
+            for t, ids in zip(new, self._encode_batch(new, add)):
+                for i in missing[t]:
+                    out[i] = ids if i == missing[t][0] else list(ids)
+                if len(t) <= _PROMPT_CHARS:
+                    cache[(t, add)] = tuple(ids)
+        return out  # type: ignore[return-value]
+
+    def _encode_batch(self, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
         tok = self.tokenizer
         if self._fast:
             if len(texts) == 1:  # encode_batch's thread pool costs more than one short text
                 return [tok.encode(texts[0], add_special_tokens=add_special_tokens).ids]
             # encode_batch_fast (tokenizers >= 0.20) skips the character offsets: same ids, ~25% less CPU
             batch = getattr(tok, "encode_batch_fast", tok.encode_batch)
-            return [e.ids for e in batch(list(texts), add_special_tokens=add_special_tokens)]
-        return [list(x) for x in tok(list(texts), add_special_tokens=add_special_tokens)["input_ids"]]
+            return [e.ids for e in batch(texts, add_special_tokens=add_special_tokens)]
+        return [list(x) for x in tok(texts, add_special_tokens=add_special_tokens)["input_ids"]]
 
     def text_ids(self, text: str) -> tuple[int, ...]:
         """``encode(text, add_special_tokens=False)`` of a short text on its own, cached."""

@@ -18,8 +18,9 @@ from ...prompt.driver import (
     Rules, _batch, _check_all, _check_kw, _check_rows, _counts, _flat, _grids, _metadata_plans, _run,
     check_plans, image_plan, per_sample, split_samples,
 )
-from ...types import Batch, VideoPlan
-from .positions import glm_mrope_positions, glm_mrope_positions_many
+from ...types import Batch, ImagePlan, VideoPlan
+from .positions import glm_mrope_positions, glm_mrope_positions_flat
+from .sizing import smart_resize_np
 
 
 def glm_timestamp_text(version: str, second: float) -> str:
@@ -86,9 +87,50 @@ GLM = Rules(
     targets=_glm_targets,
     pieces={"image": lambda f, p: glm_image_pieces(f.spec, p.num_tokens), "video": _glm_video_pieces},
     mrope=lambda n, feats, spec: glm_mrope_positions(n, feats, spec.merge_size),
-    mrope_many=lambda lengths, feats, spec: glm_mrope_positions_many(lengths, feats, spec.merge_size),
+    mrope_many=lambda lengths, sample, offsets, grids, modality, spec: glm_mrope_positions_flat(
+        lengths, sample, offsets, grids, modality != "image", spec.merge_size),
     max_items={"video": 1},  # vLLM: get_supported_mm_limits (T36)
 )
+
+
+_EASY = 2**40  # px: sizes the vectorized twin plans in bulk (everything else goes through plan_image)
+
+
+def glm_size_plans(family, items: Sequence[Any]) -> list[ImagePlan | None]:
+    """``family.plan_image(h, w)`` of every ``(h, w)`` item in one vectorized call (the sizing
+    twin ``smart_resize_np``, tested equal); None for anything else (a plan, a bad or extreme
+    size), which the caller plans one by one so that errors name the item."""
+    at = [k for k, x in enumerate(items)
+          if type(x) is tuple and len(x) == 2 and type(x[0]) is int and type(x[1]) is int
+          and 0 < x[0] and 0 < x[1] and x[0] * x[1] <= _EASY]
+    out: list[ImagePlan | None] = [None] * len(items)
+    if len(at) < 8:  # a few sizes: the scalar plan_image is cheaper than the vectorized call's setup
+        return out
+    s = family.spec
+    hw = np.array([items[k] for k in at], dtype=np.int64).reshape(-1, 2)
+    rh, rw, ok = smart_resize_np(s.temporal_patch_size, hw[:, 0], hw[:, 1], s.temporal_patch_size, s.factor,
+                                 s.image_min_pixels, s.image_max_pixels)
+    rh, rw = rh.astype(np.int64), rw.astype(np.int64)
+    gh, gw = rh // s.patch_size, rw // s.patch_size
+    n = gh * gw // s.merge_size**2
+    for k, good, h, w, a, b, c, d, t in zip(at, ok.tolist(), hw[:, 0].tolist(), hw[:, 1].tolist(), rh.tolist(),
+                                              rw.tolist(), gh.tolist(), gw.tolist(), n.tolist()):
+        if good:
+            out[k] = ImagePlan(h, w, a, b, (1, c, d), t)
+    return out
+
+
+def _glm_image_plans(family, per: list[dict]):
+    """``_metadata_plans``' image planner: every sample's sizes planned in one call up front."""
+    flat = [x for media in per for x in media.get("image", ())]
+    bulk = glm_size_plans(family, flat)
+    first = np.cumsum([0] + [len(media.get("image", ())) for media in per]).tolist()
+
+    def plan(b: int, xs: list) -> list:
+        done = bulk[first[b]:first[b] + len(xs)]
+        return [p if p is not None else image_plan(family, x, i) for i, (x, p) in enumerate(zip(xs, done))]
+
+    return plan
 
 
 def glm_prompt(family, text, images=(), videos=(), tokenizer=None, **kw) -> Batch:
@@ -96,7 +138,7 @@ def glm_prompt(family, text, images=(), videos=(), tokenizer=None, **kw) -> Batc
     _check_kw(kw, ())
     _, texts, per = split_samples(text, {"image": images, "video": videos})
     vocab = tk.as_vocab(tokenizer)
-    plans = _metadata_plans(family, per, lambda b, xs: [image_plan(family, x, i) for i, x in enumerate(xs)])
+    plans = _metadata_plans(family, per, _glm_image_plans(family, per))
     check_plans(plans)  # before the grids are read from them
     extra = {"image_grid_thw": _grids(plans, "image"), "video_grid_thw": _grids(plans, "video")}
     fast = fast_batch(GLM, family, texts, plans, vocab, kw, extra, token_types=True)  # None: see why below

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...positions import _grid_pattern, _llm_blocks
+from ...errors import InvalidInputError
+from ...positions import _grid_pattern, _llm_blocks, _text_rows
 
 
 MROPE_RULES = ("vllm", "perceptron")
@@ -49,6 +50,81 @@ def isaac_mrope_positions(
         tail = nxt if last_t is None else last_t + 1  # text after the last image: t + 1
         out[:, st:] = np.arange(tail, tail + num_tokens - st)
     return out, int(out.max()) + 1 - num_tokens
+
+
+def isaac_mrope_positions_flat(
+    lengths: np.ndarray, sample: np.ndarray, offsets: np.ndarray, grids: np.ndarray,
+    pixel_shuffle_scale: int = 2, rule: str = "vllm",
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`isaac_mrope_positions` of many prompts, concatenated: ``(3, sum(lengths))`` int64
+    and the deltas ``(B,)``. Image ``q`` of the chunk sits in prompt ``sample[q]`` at token
+    ``offsets[q]`` with patch grid ``grids[q]``; images in prompt order. Checks are array work;
+    values are cached segments (a text run, an image's raw ``(h, w)`` pattern) plus one
+    ``np.repeat`` of where each segment starts (on the t row only for an image).
+    """
+    if rule not in MROPE_RULES:
+        raise ValueError(f"unknown Isaac mrope_rule {rule!r}; use one of {MROPE_RULES}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if (lengths <= 0).any():
+        raise InvalidInputError(f"a prompt needs at least one token, got num_tokens={int(lengths.min())}")
+    t = grids[:, 0]
+    lh, lw = grids[:, 1] // pixel_shuffle_scale, grids[:, 2] // pixel_shuffle_scale
+    size = lh * lw
+    end = offsets + size
+    prev_end = np.zeros_like(end)
+    same = sample[1:] == sample[:-1]
+    prev_end[1:][same] = end[:-1][same]
+    bad = (offsets < prev_end) | (end > lengths[sample]) | (size <= 0) | (t != 1)
+    if bad.any():
+        q = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(f"image at {int(offsets[q])} ({int(t[q])}x{int(lh[q])}x{int(lw[q])}) does not fit the prompt")
+    bounds = np.searchsorted(sample, np.arange(lengths.size + 1)).tolist()
+    hl, wl, sl, ol = (a.tolist() for a in (lh, lw, size, offsets))
+    parts: list[np.ndarray] = []
+    starts: list[tuple[int, int, int]] = []
+    sizes: list[int] = []
+    deltas: list[int] = []
+    for b, n in enumerate(lengths.tolist()):
+        st = nxt = 0
+        top = -1  # the largest position written so far
+        last_t = None
+        for q in range(bounds[b], bounds[b + 1]):
+            if ol[q] > st:
+                parts.append(_text_rows(ol[q] - st))
+                starts.append((nxt, nxt, nxt))
+                sizes.append(ol[q] - st)
+                nxt += ol[q] - st
+            parts.append(_image_rows(hl[q], wl[q]))
+            starts.append((nxt, 0, 0))  # the t row only (T6, T7)
+            sizes.append(sl[q])
+            top = max(top, nxt, hl[q] - 1, wl[q] - 1)
+            last_t = nxt
+            nxt = max(nxt, hl[q] - 1, wl[q] - 1) + 1 if rule == "vllm" else nxt + 1
+            st = ol[q] + sl[q]
+        if n > st:
+            tail = nxt if last_t is None else last_t + 1  # text after the last image: t + 1
+            parts.append(_text_rows(n - st))
+            starts.append((tail, tail, tail))
+            sizes.append(n - st)
+            top = max(top, tail + n - st - 1)
+        deltas.append(top + 1 - n)
+    out = np.concatenate(parts, axis=1)
+    out += np.repeat(np.asarray(starts, dtype=np.int64).T.reshape(3, -1), sizes, axis=1)
+    return out, np.asarray(deltas, dtype=np.int64)
+
+
+_IMAGES: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _image_rows(h: int, w: int) -> np.ndarray:
+    """``(3, h*w)``: t row 0, then the raw h and w indices (cached, read-only)."""
+    p = _IMAGES.get((h, w))
+    if p is None:
+        if len(_IMAGES) > 4096:
+            _IMAGES.clear()
+        p = _IMAGES[(h, w)] = _grid_pattern(1, h, w)
+        p.flags.writeable = False
+    return p
 
 
 def isaac_mrope_positions_reference(

@@ -12,10 +12,11 @@ from ...prompt import tokens as tk
 from ...prompt.tokens import Piece
 from ...prompt.driver import (
     Rules, _batch, _check_all, _check_kw, _check_rows, _counts, _flat, _grids, _metadata_plans, _run,
-    image_plan, per_sample, split_samples,
+    check_plans, image_plan, per_sample, split_samples,
 )
+from ...prompt.fast import fast_batch
 from ...types import Batch
-from .positions import isaac_mrope_positions
+from .positions import isaac_mrope_positions, isaac_mrope_positions_flat
 
 
 def isaac_image_pieces(spec: Any, num_tokens: int) -> tuple[Piece, ...]:
@@ -40,6 +41,8 @@ ISAAC = Rules(
     targets=lambda f, v: ([tk.Target("image", (v.token_id(f.spec.image_pad_token),))], {}),
     pieces={"image": lambda f, p: isaac_image_pieces(f.spec, p.num_tokens)},
     mrope=lambda n, feats, spec: isaac_mrope_positions(n, feats, spec.pixel_shuffle_scale, spec.mrope_rule),
+    mrope_many=lambda lengths, sample, offsets, grids, modality, spec: isaac_mrope_positions_flat(
+        lengths, sample, offsets, grids, spec.pixel_shuffle_scale, spec.mrope_rule),
     prepare_text=_isaac_text,
 )
 
@@ -50,8 +53,13 @@ def isaac_prompt(family, text, images=(), tokenizer=None, **kw) -> Batch:
     _, texts, per = split_samples(text, {"image": images})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, lambda b, xs: [image_plan(family, x, i) for i, x in enumerate(xs)])
+    check_plans(plans)  # before the grids are read from them
+    extra = {"image_grid_thw": _grids(plans, "image")}
+    fast = fast_batch(ISAAC, family, texts, plans, vocab, kw, extra)  # None: the per-sample path says why
+    if fast is not None:
+        return fast
     prompts = _run(ISAAC, family, texts, plans, vocab, kw)
-    return _batch(prompts, vocab, kw, {"image_grid_thw": _grids(plans, "image")})
+    return _batch(prompts, vocab, kw, extra)
 
 
 def isaac_process(family, text=None, images=None, tokenizer=None, **kw) -> Batch:

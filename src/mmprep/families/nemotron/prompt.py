@@ -13,8 +13,9 @@ from ...prompt import tokens as tk
 from ...prompt.tokens import Piece, is_whole
 from ...prompt.driver import (
     Rules, _batch, _check_all, _check_kw, _metadata_plans, _run,
-    image_plan, split_samples,
+    check_plans, image_plan, split_samples,
 )
+from ...prompt.fast import fast_batch
 from ...types import Batch, ImagePlan, VideoPlan
 
 
@@ -137,6 +138,12 @@ def nemotron_prompt(family, text, images=(), videos=(), audios=(), tokenizer=Non
     _, texts, per = split_samples(text, {"image": images, "video": videos, "audio": audios})
     vocab = tk.as_vocab(tokenizer)
     plans = _metadata_plans(family, per, _nemotron_image_plans(family, vocab, texts, kw))
+    check_plans(plans)  # hand-built plans, as the per-sample path checks them
+    # the many-sample path (the tiler's text budgets are in the plans already); None: the
+    # per-sample path says why
+    fast = fast_batch(NEMOTRON, family, texts, plans, vocab, kw, {})
+    if fast is not None:
+        return fast
     prompts = _run(NEMOTRON, family, texts, plans, vocab, kw)
     return _batch(prompts, vocab, kw, {})
 
