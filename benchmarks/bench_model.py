@@ -3,6 +3,20 @@
     python benchmarks/bench_model.py                 # GLM-4.1V, GPU: real vision config, bf16
     python benchmarks/bench_model.py --small         # tiny sizes, CPU fp32, < 1 minute
     python benchmarks/bench_model.py --model isaac   # Isaac's SigLIP2 tower vs Siglip2VisionModel
+    python benchmarks/bench_model.py --model glm-moe # GLM-4.5V's MoE decoder vs Glm4vMoeForConditionalGeneration
+    python benchmarks/bench_model.py --model nemotron  # RADIO + NemotronH vs NemotronH_Omni_Reasoning_V3
+
+glm-moe and nemotron build transformers' model (random weights at a trained model's scale),
+save_pretrained it to a temp dir and load that with mmprep.models.load: the checkpoint path, same
+weights. glm-moe: GLM-4.5V's text widths (hidden 4096, 96 heads of 128, 8 KV heads, 128 routed
+experts of 1408, 8 per token, one shared; vocab 151424) with --decoder-layers layers (default 2:
+one dense, one MoE; ~3.8 B parameters, ~7.6 GB bf16 per model); tiny vision tower. nemotron:
+C-RADIO ViT-H (32 layers, 1280) + pixel shuffle + projector (20480) on (a) 64 tiles of 512x512
+(the 12B-v2-VL path) and (b) six Omni dynamic-size images up to the 13312-patch cap, and the
+NemotronH decoder at Nemotron-3-Nano-Omni's widths (hidden 2688, Mamba2 64 heads of 64, state 128,
+8 groups; 32 heads / 2 KV; 128 experts of 1856, 6 per token, shared 3712) with --pattern (default
+"M*-EM", repeated --decoder-layers times; ~2.9 B parameters, ~5.8 GB bf16 per model). Both: decoder
+prefill 8 x 2048 tokens and 64 greedy new tokens per row, plus max |logit diff| on a 32-token prompt.
 
 Isaac workloads (the released tower's size: hidden 1152, 27 layers, 16 heads of 72, patch 16;
 random weights shared by both): isaac_a 256 images of 512x512 (1024 patches each); isaac_b a mix
@@ -118,7 +132,8 @@ def bench_vision(hf, ours, cfg, sizes, device, dtype, repeats) -> dict:
 
 
 def bench_decoder(hf, ours, batch: int, length: int, new: int, device, repeats) -> dict:
-    vocab = ours.cfg.text.vocab_size
+    vocab = ours.vocab_size
+    layers = getattr(ours.cfg, "text", ours.cfg).num_layers
     ids = torch.randint(1000 % vocab, vocab - 1, (batch, length), device=device)
     data = {"input_ids": ids}
 
@@ -133,7 +148,7 @@ def bench_decoder(hf, ours, batch: int, length: int, new: int, device, repeats) 
                                          eos_token_id=None, pad_token_id=0), device, 1)
     dec, dec_hf = max(t_gen - t_pre, 1e-9), max(t_gen_hf - t_pre_hf, 1e-9)
     steps = batch * (new - 1)  # the first new token comes from the prefill
-    return dict(batch=batch, prompt_tokens=length, new_tokens=new, layers=ours.cfg.text.num_layers,
+    return dict(batch=batch, prompt_tokens=length, new_tokens=new, layers=layers,
                 ours_prefill_tokens_per_s=round(batch * length / t_pre),
                 peer_prefill_tokens_per_s=round(batch * length / t_pre_hf),
                 prefill_ratio=round(t_pre_hf / t_pre, 3),
@@ -226,13 +241,236 @@ def main_isaac(args, device: torch.device, dtype: torch.dtype) -> dict:
                               python=platform.python_version()))
 
 
+# -- GLM-4.5V's MoE decoder and Nemotron (RADIO + NemotronH): checkpoints saved by transformers, loaded by mmprep
+
+
+def header(args, model: str, device: torch.device, dtype: torch.dtype) -> dict:
+    import mmprep.models as mm
+
+    return dict(stage="model", model=model, small=args.small, device=str(device),
+                device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else
+                platform.processor() or platform.machine(),
+                dtype=str(dtype).removeprefix("torch."), attention_backend=mm.attention_backend(device))
+
+
+def versions() -> dict:
+    return dict(torch=torch.__version__, transformers=__import__("transformers").__version__,
+                python=platform.python_version())
+
+
+def construct(cls, cfg, device: torch.device, dtype: torch.dtype):
+    """transformers' model with its own random init, SDPA everywhere, moved to ``dtype``."""
+    for c in [cfg] + [getattr(cfg, k) for k in ("text_config", "vision_config") if getattr(cfg, k, None) is not None]:
+        c._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    with torch.device(device):
+        return randomize(cls(cfg)).to(dtype).eval()
+
+
+def randomize(model):
+    """Weights of a trained model's scale (transformers' init leaves logits near zero and some
+    projections zero, which would hide any difference): N(0, 0.5/sqrt(fan_in)) matrices, norms near
+    1, a non-zero router correction bias, Mamba A/D/dt in their real ranges; layer scales 1 (C-RADIO
+    has none)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_scale" in name:
+                p.fill_(1.0)
+            elif name.endswith("A_log"):
+                p.copy_(torch.log(torch.rand_like(p) * 4 + 0.5))
+            elif name.endswith("dt_bias"):
+                p.copy_(torch.log(torch.expm1(torch.rand_like(p) * 0.0998 + 0.0002)))
+            elif name.endswith(".D") or ("norm" in name and p.ndim == 1 and name.endswith("weight")):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0, 0.5 / p.shape[-1] ** 0.5 if p.ndim > 1 else 0.05)
+        for name, b in model.named_buffers():
+            if "e_score_correction_bias" in name:
+                b.copy_(0.1 * torch.randn_like(b))
+    return model
+
+
+def save_and_load(hf, device: torch.device, dtype: torch.dtype, drop: str | None = None):
+    """``save_pretrained`` to a temp dir (tensors whose name holds ``drop`` removed: transformers-only
+    ones), then ``mmprep.models.load``: both models hold the very same weights."""
+    import tempfile
+
+    from safetensors.torch import load_file, save_file
+
+    import mmprep.models as mm
+
+    with tempfile.TemporaryDirectory(prefix="mmprep_bench_") as d:
+        hf.save_pretrained(d)
+        if drop:
+            for f in Path(d).glob("*.safetensors"):
+                state = load_file(f)
+                kept = {k: v for k, v in state.items() if drop not in k}
+                if len(kept) < len(state):
+                    save_file(kept, f, metadata={"format": "pt"})
+                del state, kept
+        return mm.load(d, device=device, dtype=dtype)
+
+
+def logit_diff(hf_forward, ours, vocab: int, device: torch.device, length: int = 32) -> float:
+    """max |logit difference| on one short random prompt (full forward, every position)."""
+    ids = torch.randint(3, vocab - 1, (1, length), generator=torch.Generator().manual_seed(7)).to(device)
+    with torch.inference_mode():
+        return float((ours({"input_ids": ids}).logits.float() - hf_forward(input_ids=ids).logits.float()).abs().max())
+
+
+def decoder_workload(small: bool) -> dict:
+    return dict(batch=2, length=64, new=8) if small else dict(batch=8, length=2048, new=64)
+
+
+GLM_MOE_TEXT = dict(vocab_size=151424, hidden_size=4096, intermediate_size=10944, num_attention_heads=96,
+                    num_key_value_heads=8, head_dim=128, moe_intermediate_size=1408, n_routed_experts=128,
+                    num_experts_per_tok=8, n_shared_experts=1, n_group=1, topk_group=1, first_k_dense_replace=1,
+                    routed_scaling_factor=1.0, norm_topk_prob=True, attention_bias=True,
+                    max_position_embeddings=65536,
+                    rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5,
+                                         mrope_section=[8, 12, 12]))
+GLM_MOE_SMALL = dict(GLM_MOE_TEXT, vocab_size=512, hidden_size=64, intermediate_size=96, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=24, moe_intermediate_size=32, n_routed_experts=16,
+                     num_experts_per_tok=4, n_group=4, topk_group=2, max_position_embeddings=4096,
+                     rope_parameters=dict(GLM_MOE_TEXT["rope_parameters"], mrope_section=[2, 2, 2]))
+GLM_MOE_VISION = dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=48, out_hidden_size=64, image_size=56,
+                      patch_size=14)  # tiny: the decoder is measured
+
+
+def main_glm_moe(args, device: torch.device, dtype: torch.dtype) -> dict:
+    """GLM-4.5V's MoE decoder (real widths, ``--decoder-layers`` layers: the first dense, the rest MoE)."""
+    from tests._torchvision import import_torchvision
+
+    import_torchvision()
+    from transformers import Glm4vMoeConfig, Glm4vMoeForConditionalGeneration
+
+    layers = args.decoder_layers or 2
+    text = dict(GLM_MOE_SMALL if args.small else GLM_MOE_TEXT, num_hidden_layers=layers)
+    hf = construct(Glm4vMoeForConditionalGeneration, Glm4vMoeConfig(text_config=text, vision_config=GLM_MOE_VISION),
+                   device, dtype)
+    ours = save_and_load(hf, device, dtype)
+    if args.compile:
+        import mmprep.models as mm
+
+        mm.compile_blocks(ours)
+    diff = logit_diff(hf, ours, text["vocab_size"], device)
+    dec = decoder_workload(args.small)
+    params = sum(p.numel() for p in ours.language_model.parameters()) + ours.lm_head.weight.numel()
+    decoder = bench_decoder(hf, ours, dec["batch"], dec["length"], dec["new"], device, args.repeats)
+    return dict(header(args, "glm-4.5v-moe-decoder", device, dtype), compiled=args.compile,
+                inputs=dict(dec, layers=layers, hidden=text["hidden_size"], experts=text["n_routed_experts"],
+                            experts_per_token=text["num_experts_per_tok"], decoder_params=params),
+                ours="mmprep.models.load of the saved checkpoint",
+                peer="transformers Glm4vMoeForConditionalGeneration (SDPA)",
+                ratio=dict(prefill=decoder["prefill_ratio"], decode=decoder["decode_ratio"]),
+                decoder=dict(decoder, max_abs_diff=diff), max_abs_diff=diff,
+                peer_experts_implementation=getattr(hf.config.text_config, "_experts_implementation", None),
+                versions=versions())
+
+
+NEMOTRON_KINDS = {"M": "linear_attention", "*": "full_attention", "-": "mlp", "E": "moe"}
+# Nemotron-3-Nano-Omni's backbone widths (Nemotron-3-Nano-30B-A3B; the MoE sizes as its config.json
+# has them); the "-" MLP layer (absent there, the 12B's kind) at 4x hidden, the 12B's ratio.
+NEMOTRON_TEXT = dict(vocab_size=131072, hidden_size=2688, num_attention_heads=32, num_key_value_heads=2,
+                     head_dim=128, intermediate_size=10752, mamba_num_heads=64, mamba_head_dim=64, ssm_state_size=128,
+                     n_groups=8, chunk_size=128, conv_kernel=4, n_routed_experts=128, num_experts_per_tok=6,
+                     moe_intermediate_size=1856, moe_shared_expert_intermediate_size=3712, n_group=1, topk_group=1,
+                     routed_scaling_factor=2.5, max_position_embeddings=8192, eos_token_id=2)
+NEMOTRON_SMALL = dict(NEMOTRON_TEXT, vocab_size=300, hidden_size=64, num_attention_heads=4, head_dim=16,
+                      intermediate_size=96, mamba_num_heads=4, mamba_head_dim=16, ssm_state_size=8, n_groups=2,
+                      chunk_size=8, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                      moe_shared_expert_intermediate_size=48, n_group=2)
+RADIO_H = dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, max_img_size=2048, patch_size=16,
+               num_cls_tokens=3, num_registers=7, video_temporal_patch_size=2)  # C-RADIO ViT-H (12B and Omni)
+RADIO_SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, max_img_size=128, patch_size=16,
+                   num_cls_tokens=2, num_registers=3, video_temporal_patch_size=2)
+
+
+def bench_radio(run_ours, run_peer, patches: int, device, repeats: int, **inputs) -> dict:
+    with torch.inference_mode():
+        diff = (run_ours().float() - run_peer().float()).abs().max()
+    t_ours = timed(run_ours, device, repeats)
+    t_peer = timed(run_peer, device, repeats)
+    return dict(inputs, patches=patches, ours_s=round(t_ours, 5), peer_s=round(t_peer, 5),
+                ours_patches_per_s=round(patches / t_ours), peer_patches_per_s=round(patches / t_peer),
+                ratio=round(t_peer / t_ours, 3), max_abs_diff=float(diff))
+
+
+def main_nemotron(args, device: torch.device, dtype: torch.dtype) -> dict:
+    """RADIO (+ pixel shuffle + projector) on 12B-style tiles and Omni dynamic-size images, and the
+    NemotronH decoder (``--pattern``, repeated ``--decoder-layers`` times), vs transformers' Omni."""
+    import importlib.util
+
+    from tests._torchvision import import_torchvision
+
+    import_torchvision()
+    from transformers.models import nemotron_h_omni
+
+    from mmprep.models.radio import tiles_to_patches
+
+    pattern = args.pattern * (args.decoder_layers or 1)
+    text = dict(NEMOTRON_SMALL if args.small else NEMOTRON_TEXT, layers_block_type=[NEMOTRON_KINDS[c] for c in pattern])
+    vision = RADIO_SMALL if args.small else RADIO_H
+    cfg = nemotron_h_omni.NemotronH_Omni_Reasoning_V3_Config(
+        text_config=text, vision_config=vision, vision_hidden_size=vision["hidden_size"],
+        projector_hidden_size=48 if args.small else 20480, image_token_id=18, video_token_id=19, video_pruning_rate=0.0)
+    hf = construct(nemotron_h_omni.NemotronH_Omni_Reasoning_V3, cfg, device, dtype)
+    ours = save_and_load(hf, device, dtype, drop="layer_scale")  # transformers-only (all 1 here)
+    p = vision["patch_size"]
+    if args.small:
+        tile, n_tiles, grids = 64, 4, [(8, 6), (4, 8), (2, 2)]
+    else:  # 64 tiles of 512x512; Omni images from 1024 to the 13312-patch cap, up to 2048 px a side
+        tile, n_tiles, grids = 512, 64, [(128, 104), (96, 96), (64, 128), (80, 48), (40, 72), (32, 32)]
+    g = torch.Generator().manual_seed(0)
+    tiles = torch.randn(n_tiles, 3, tile, tile, generator=g).to(device, dtype)
+    side = tile // p
+
+    def ours_tiles():
+        rows, tile_grids = tiles_to_patches(tiles, p)
+        return ours.vision_features(rows, tile_grids)
+
+    def peer_tiles():
+        return hf.project_vision_features(hf.vision_model(tiles).features, side, side).reshape(-1, text["hidden_size"])
+
+    n = sum(h * w for h, w in grids)
+    rows = torch.randn(n, 3 * p * p, generator=g).to(device, dtype)
+    grid_hw = torch.tensor(grids, device=device)
+
+    def peer_dynamic():
+        return torch.cat(list(hf.get_image_features(pixel_values=rows, image_grid_hw=grid_hw).pooler_output))
+
+    tiles_res = bench_radio(ours_tiles, peer_tiles, n_tiles * side * side, device, args.repeats, tiles=n_tiles,
+                            tile_px=tile)
+    dynamic_res = bench_radio(lambda: ours.vision_features(rows, grids), peer_dynamic, n, device, args.repeats,
+                              images=len(grids), max_patches_per_image=max(h * w for h, w in grids))
+    lm, hf_lm = ours.language_model, hf.language_model
+    diff = logit_diff(hf_lm, lm, text["vocab_size"], device)
+    dec = decoder_workload(args.small)
+    decoder = bench_decoder(hf_lm, lm, dec["batch"], dec["length"], dec["new"], device, args.repeats)
+    return dict(header(args, "nemotron-radio-h", device, dtype),
+                inputs=dict(dec, pattern=pattern, hidden=text["hidden_size"], experts=text["n_routed_experts"],
+                            experts_per_token=text["num_experts_per_tok"], radio_layers=vision["num_hidden_layers"],
+                            params=sum(q.numel() for q in ours.parameters())),
+                ours="mmprep.models.load of the saved checkpoint (RADIO + pixel shuffle + mlp1; language_model)",
+                peer="transformers NemotronH_Omni_Reasoning_V3 (SDPA; its language_model for the decoder)",
+                ratio=dict(radio_tiles=tiles_res["ratio"], radio_dynamic=dynamic_res["ratio"],
+                           prefill=decoder["prefill_ratio"], decode=decoder["decode_ratio"]),
+                radio_tiles=tiles_res, radio_dynamic=dynamic_res, decoder=dict(decoder, max_abs_diff=diff),
+                max_abs_diff=max(diff, tiles_res["max_abs_diff"], dynamic_res["max_abs_diff"]),
+                peer_mamba_kernels=importlib.util.find_spec("mamba_ssm") is not None, versions=versions())
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", choices=("glm4v", "isaac"), default="glm4v")
+    ap.add_argument("--model", choices=("glm4v", "isaac", "glm-moe", "nemotron"), default="glm4v")
     ap.add_argument("--small", action="store_true", help="tiny configs and inputs (CPU smoke run)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--dtype", default=None, help="default: bf16 on CUDA, fp32 on CPU")
-    ap.add_argument("--decoder-layers", type=int, default=4)
+    ap.add_argument("--decoder-layers", type=int, default=None,
+                    help="decoder layers: glm4v 4; glm-moe 2 (one dense, then MoE); nemotron: pattern repeats, 1")
+    ap.add_argument("--pattern", default="M*-EM",
+                    help="nemotron: the decoder's layer kinds (M Mamba2, * attention, - MLP, E MoE)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--fa3", action="store_true", help="switch torch's flash kernels to FA3 (Hopper)")
     ap.add_argument("--compile", action="store_true", help="torch.compile our repeated blocks (warm-up compiles)")
@@ -245,10 +483,11 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = mm.resolve_dtype(args.dtype, device)
     fa3 = mm.activate_hopper_flash("FA3") if args.fa3 else False
-    if args.model == "isaac":
-        print(json.dumps(dict(main_isaac(args, device, dtype), fa3=fa3)), flush=True)
+    if args.model in ("isaac", "glm-moe", "nemotron"):
+        run = {"isaac": main_isaac, "glm-moe": main_glm_moe, "nemotron": main_nemotron}[args.model]
+        print(json.dumps(dict(run(args, device, dtype), fa3=fa3)), flush=True)
         return
-    hf, ours, cfg = build(args.small, args.decoder_layers, device, dtype)
+    hf, ours, cfg = build(args.small, args.decoder_layers or 4, device, dtype)
     if args.compile:
         mm.compile_blocks(ours)
     if args.small:

@@ -6,6 +6,7 @@
 #
 #   bash benchmarks/gpu_session.sh                     # tests plain fa3 isaac (one device call, < 9 min)
 #   bash benchmarks/gpu_session.sh compile             # a second call: torch.compile warm-up is long
+#   bash benchmarks/gpu_session.sh glm-moe nemotron    # opt-in: GLM-4.5V MoE decoder, RADIO + NemotronH (~2 min each)
 #   bash benchmarks/gpu_session.sh --dry-run           # every stage on the CPU with tiny sizes (CI)
 #
 # Uses the machine's own python3 (torch, transformers, tokenizers, safetensors are there);
@@ -17,8 +18,8 @@ stages=()
 for a in "$@"; do
   case $a in
     --dry-run) dry=1 ;;
-    tests|plain|fa3|compile|isaac) stages+=("$a") ;;
-    *) echo "unknown stage $a (tests, plain, fa3, compile, isaac, --dry-run)" >&2; exit 2 ;;
+    tests|plain|fa3|compile|isaac|glm-moe|nemotron) stages+=("$a") ;;
+    *) echo "unknown stage $a (tests, plain, fa3, compile, isaac, glm-moe, nemotron, --dry-run)" >&2; exit 2 ;;
   esac
 done
 [ ${#stages[@]} -eq 0 ] && stages=(tests plain fa3 isaac)
@@ -52,9 +53,12 @@ for stage in "${stages[@]}"; do
     fa3) flags=(--fa3) ;;
     compile) flags=(--fa3 --compile) ;;
     isaac) flags=(--model isaac) ;;
+    glm-moe) flags=(--model glm-moe) ;;
+    nemotron) flags=(--model nemotron) ;;
   esac
   limit=140
   [ "$stage" = compile ] && limit=260  # torch.compile warm-up of the vision and decoder blocks
+  case $stage in glm-moe|nemotron) limit=240 ;; esac  # a multi-GB checkpoint saved and loaded first
   if timeout $limit $py benchmarks/bench_model.py "${flags[@]}" "${small[@]}" \
       2>"$out/bench_$stage.err" >"$out/bench_$stage.json"; then
     cat "$out/bench_$stage.json"
