@@ -370,8 +370,10 @@ def main_glm_moe(args, device: torch.device, dtype: torch.dtype) -> dict:
 
 
 NEMOTRON_KINDS = {"M": "linear_attention", "*": "full_attention", "-": "mlp", "E": "moe"}
-# Nemotron-3-Nano-Omni's backbone widths (Nemotron-3-Nano-30B-A3B; the MoE sizes as its config.json
-# has them); the "-" MLP layer (absent there, the 12B's kind) at 4x hidden, the 12B's ratio.
+# Nemotron-3-Nano-Omni's backbone widths (Nemotron-3-Nano-30B-A3B, /work/shared/docs/CHECKPOINTS.md:
+# hidden, Mamba, attention, 128 experts, 6 per token). Not listed there, recalled from that model's
+# config and to be checked: expert 1856 / shared 3712 widths, scale 2.5. The "-" MLP layer (absent
+# there, the 12B's kind) at 4x hidden, the 12B's ratio. Widths for timing, not a checkpoint claim.
 NEMOTRON_TEXT = dict(vocab_size=131072, hidden_size=2688, num_attention_heads=32, num_key_value_heads=2,
                      head_dim=128, intermediate_size=10752, mamba_num_heads=64, mamba_head_dim=64, ssm_state_size=128,
                      n_groups=8, chunk_size=128, conv_kernel=4, n_routed_experts=128, num_experts_per_tok=6,
